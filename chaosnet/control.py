@@ -1,0 +1,389 @@
+"""A small typed client for any server that speaks the Toxiproxy v2 HTTP API.
+
+chaosnet does not wrap toxiproxy-python (the client most users already have):
+it keeps host and port in class-level globals (one server per process, which
+breaks xdist workers and side-by-side backends), has no request timeouts,
+lets 500 responses through unraised, cannot update a toxic, and drags in the
+Python 2 shim ``future``. This client uses only the standard library, bounds
+every request, raises a named error for every failure, and knows which
+chaosnet extensions the server supports, so an extension sent to a real
+Toxiproxy is refused here with a clear error instead of silently misbehaving.
+toxiproxy-python still drives ``chaosnet serve`` unmodified; the conformance
+suite proves it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from chaosnet.errors import ChaosnetError
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_STREAM = "downstream"
+#: Optional toxic fields that only chaosnet understands.
+EXTENSION_TOXIC_FIELDS = ("skip_connections", "max_connections", "seed")
+#: Toxic types the real Toxiproxy v2.12 implements.
+TOXIPROXY_TOXIC_TYPES = frozenset(
+    {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "noop"}
+)
+#: The extension feature name for ``GET /proxies/{name}/connections``.
+CONNECTION_LOG = "connections"
+
+Address = tuple[str, int]
+
+
+class ControlError(ChaosnetError):
+    """The control server answered a request with an error."""
+
+    def __init__(self, method: str, path: str, status: int, message: str, url: str) -> None:
+        self.method, self.path, self.status, self.server_message = method, path, status, message
+        super().__init__(f"{method} {url}{path} failed with HTTP {status}: {message}")
+
+
+class NotFound(ControlError):
+    """404: no such proxy or toxic."""
+
+
+class AlreadyExists(ControlError):
+    """409: a proxy or toxic of that name exists."""
+
+
+class BackendUnreachable(ChaosnetError):
+    """Nothing answers at the control URL (not started, crashed, or wrong address)."""
+
+
+class UnsupportedByBackend(ChaosnetError):
+    """A chaosnet extension was asked of a backend that does not implement it."""
+
+    def __init__(self, feature: str, backend: str) -> None:
+        self.feature, self.backend = feature, backend
+        super().__init__(f"not supported by backend {backend}: {feature}")
+
+
+@dataclass(frozen=True)
+class ToxicInfo:
+    name: str
+    type: str
+    stream: str
+    toxicity: float
+    attributes: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ToxicInfo:
+        known = {"name", "type", "stream", "toxicity", "attributes"}
+        return cls(
+            name=str(body["name"]),
+            type=str(body["type"]),
+            stream=str(body.get("stream", DEFAULT_STREAM)),
+            toxicity=float(body.get("toxicity", 1.0)),
+            attributes=dict(body.get("attributes") or {}),
+            extra={k: v for k, v in body.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    toxics: list[ToxicInfo]
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ProxyInfo:
+        return cls(
+            name=str(body["name"]),
+            listen=str(body["listen"]),
+            upstream=str(body["upstream"]),
+            enabled=bool(body.get("enabled", True)),
+            toxics=[ToxicInfo.from_json(t) for t in body.get("toxics") or []],
+        )
+
+    @property
+    def address(self) -> Address:
+        return parse_address(self.listen)
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One proxied connection, as the embedded server's connection log reports it."""
+
+    id: int
+    client: str
+    opened_at: float
+    closed_at: float | None
+    bytes_upstream: int
+    bytes_downstream: int
+    closed_by: str | None
+    close_kind: str | None
+    toxics: list[str]
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ConnectionRecord:
+        return cls(
+            id=int(body["id"]),
+            client=str(body["client"]),
+            opened_at=float(body["opened_at"]),
+            closed_at=None if body.get("closed_at") is None else float(body["closed_at"]),
+            bytes_upstream=int(body.get("bytes_upstream", 0)),
+            bytes_downstream=int(body.get("bytes_downstream", 0)),
+            closed_by=body.get("closed_by"),
+            close_kind=body.get("close_kind"),
+            toxics=[str(t) for t in body.get("toxics") or []],
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionLog:
+    opened: int
+    open: int
+    records: list[ConnectionRecord]
+
+
+def parse_address(text: str) -> Address:
+    """``"127.0.0.1:80"`` or ``"[::1]:80"`` → ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ChaosnetError(f"not a host:port address: {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def format_address(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ControlClient:
+    """Typed, bounded access to one Toxiproxy-compatible control server.
+
+    ``backend`` names the server kind in error messages
+    ("not supported by backend toxiproxy: truncate_frame").
+    Safe to share between threads: each thread keeps its own keep-alive connection.
+    """
+
+    def __init__(self, url: str, *, backend: str = "url", timeout: float = DEFAULT_TIMEOUT_S):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ChaosnetError(f"control URL must look like http://host:port, got {url!r}")
+        self.url = url.rstrip("/")
+        self.backend = backend
+        self.timeout = timeout
+        self._host, self._port = parts.hostname, parts.port or 80
+        self._local = threading.local()
+        self._extensions: frozenset[str] | None = None
+
+    # -- capabilities -------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        body = self._request("GET", "/version")
+        return body if isinstance(body, dict) else {"version": str(body)}
+
+    @property
+    def extensions(self) -> frozenset[str]:
+        """Extension features the server announces in ``/version`` (empty for Toxiproxy)."""
+        if self._extensions is None:
+            announced = self.version().get("chaosnet") or {}
+            self._extensions = frozenset(announced.get("extensions") or ())
+        return self._extensions
+
+    @property
+    def is_chaosnet(self) -> bool:
+        return bool(self.extensions)
+
+    def require(self, feature: str) -> None:
+        if feature not in self.extensions:
+            raise UnsupportedByBackend(feature, self.backend)
+
+    # -- proxies --------------------------------------------------------------
+
+    def proxies(self) -> dict[str, ProxyInfo]:
+        body = self._request("GET", "/proxies")
+        return {name: ProxyInfo.from_json(p) for name, p in body.items()}
+
+    def get_proxy(self, name: str) -> ProxyInfo:
+        return ProxyInfo.from_json(self._request("GET", f"/proxies/{_seg(name)}"))
+
+    def create_proxy(
+        self, name: str, upstream: str, *, listen: str = "127.0.0.1:0", enabled: bool = True
+    ) -> ProxyInfo:
+        body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        return ProxyInfo.from_json(self._request("POST", "/proxies", body))
+
+    def update_proxy(self, name: str, **fields: Any) -> ProxyInfo:
+        return ProxyInfo.from_json(self._request("POST", f"/proxies/{_seg(name)}", fields))
+
+    def delete_proxy(self, name: str) -> None:
+        self._request("DELETE", f"/proxies/{_seg(name)}")
+
+    def reset(self) -> None:
+        self._request("POST", "/reset")
+
+    def populate(self, proxies: Sequence[Mapping[str, Any]]) -> list[ProxyInfo]:
+        body = self._request("POST", "/populate", list(proxies))
+        return [ProxyInfo.from_json(p) for p in body["proxies"]]
+
+    # -- toxics ---------------------------------------------------------------
+
+    def toxics(self, proxy: str) -> list[ToxicInfo]:
+        return [ToxicInfo.from_json(t) for t in self._request("GET", _toxics_path(proxy))]
+
+    def add_toxic(
+        self,
+        proxy: str,
+        type: str,
+        *,
+        stream: str = DEFAULT_STREAM,
+        toxicity: float = 1.0,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        **extension_fields: Any,
+    ) -> ToxicInfo:
+        self._check_toxic_support(type, extension_fields)
+        body: dict[str, Any] = {
+            "type": type,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": dict(attributes or {}),
+        }
+        if name is not None:
+            body["name"] = name
+        body.update({k: v for k, v in extension_fields.items() if v is not None})
+        return ToxicInfo.from_json(self._request("POST", _toxics_path(proxy), body))
+
+    def update_toxic(
+        self,
+        proxy: str,
+        name: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        toxicity: float | None = None,
+    ) -> ToxicInfo:
+        body: dict[str, Any] = {}
+        if attributes is not None:
+            body["attributes"] = dict(attributes)
+        if toxicity is not None:
+            body["toxicity"] = toxicity
+        path = f"{_toxics_path(proxy)}/{_seg(name)}"
+        return ToxicInfo.from_json(self._request("POST", path, body))
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self._request("DELETE", f"{_toxics_path(proxy)}/{_seg(name)}")
+
+    # -- extensions -----------------------------------------------------------
+
+    def connections(self, proxy: str) -> ConnectionLog:
+        self.require(CONNECTION_LOG)
+        body = self._request("GET", f"/proxies/{_seg(proxy)}/connections")
+        return ConnectionLog(
+            opened=int(body["opened"]),
+            open=int(body["open"]),
+            records=[ConnectionRecord.from_json(r) for r in body["connections"]],
+        )
+
+    def _check_toxic_support(self, type: str, extension_fields: Mapping[str, Any]) -> None:
+        unknown = set(extension_fields) - set(EXTENSION_TOXIC_FIELDS)
+        if unknown:
+            raise ChaosnetError(f"unknown toxic field(s): {', '.join(sorted(unknown))}")
+        if type not in TOXIPROXY_TOXIC_TYPES and not self.is_chaosnet:
+            raise UnsupportedByBackend(type, self.backend)
+        for field_name, value in extension_fields.items():
+            if value is not None:
+                self.require(field_name)
+
+    # -- transport ------------------------------------------------------------
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "chaosnet"}
+        status, raw = self._send(method, path, payload, headers)
+        text = raw.decode("utf-8", "replace")
+        if status >= 400:
+            raise _error_for(method, path, status, _error_message(text), self.url)
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ControlError(
+                method, path, status, f"invalid JSON: {text[:200]!r}", self.url
+            ) from exc
+
+    def _send(
+        self, method: str, path: str, payload: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        # A kept-alive connection may have been closed by the server since the
+        # last request; one fresh retry is safe for these idempotent-enough calls
+        # only when the failure happened before any response was read.
+        for fresh in (False, True):
+            conn = self._connection(fresh)
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                response = conn.getresponse()
+                return response.status, response.read()
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                conn.close()
+                if fresh:
+                    raise self._unreachable(method, path) from None
+            except TimeoutError:
+                conn.close()
+                raise BackendUnreachable(
+                    f"control server {self.url} did not answer {method} {path} "
+                    f"within {self.timeout:g}s"
+                ) from None
+            except OSError as exc:
+                conn.close()
+                raise self._unreachable(method, path, exc) from None
+        raise AssertionError("unreachable")
+
+    def _unreachable(
+        self, method: str, path: str, exc: OSError | None = None
+    ) -> BackendUnreachable:
+        why = f": {exc.strerror or exc}" if exc is not None else ": connection closed"
+        return BackendUnreachable(
+            f"control server {self.url} ({self.backend}) is not reachable for {method} {path}{why}"
+        )
+
+    def _connection(self, fresh: bool) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None or fresh:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+
+def _seg(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _toxics_path(proxy: str) -> str:
+    return f"/proxies/{_seg(proxy)}/toxics"
+
+
+def _error_message(text: str) -> str:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:500] or "(empty body)"
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return text.strip()[:500]
+
+
+def _error_for(method: str, path: str, status: int, message: str, url: str) -> ControlError:
+    kind = {404: NotFound, 409: AlreadyExists}.get(status, ControlError)
+    return kind(method, path, status, message, url)

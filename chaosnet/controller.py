@@ -1,0 +1,239 @@
+"""What a test or a scenario holds: proxies and toxics it created, removed when it ends.
+
+``Chaos`` tracks everything it creates on one control server and ``close()``
+removes it all, so a failing or timed-out test leaves nothing behind on a
+shared server. ``Proxy`` and ``ToxicHandle`` are thin, typed handles over
+:mod:`chaosnet.control`; they hold names, never server state, so they stay
+valid across an API ``/reset``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from types import TracebackType
+from typing import Any, Protocol
+
+from chaosnet.control import (
+    DEFAULT_STREAM,
+    EXTENSION_TOXIC_FIELDS,
+    Address,
+    ConnectionLog,
+    ControlClient,
+    NotFound,
+    ProxyInfo,
+    ToxicInfo,
+    format_address,
+    parse_address,
+)
+from chaosnet.errors import ChaosnetError
+
+WAIT_POLL_S = 0.005
+
+
+class HasAddress(Protocol):
+    @property
+    def address(self) -> Address: ...
+
+
+Upstream = Address | str | HasAddress
+
+
+def upstream_text(upstream: Upstream) -> str:
+    """Accept ``(host, port)``, ``"host:port"`` or anything with an ``.address``."""
+    if isinstance(upstream, str):
+        parse_address(upstream)  # validates
+        return upstream
+    if isinstance(upstream, tuple):
+        return format_address(upstream)
+    return format_address(upstream.address)
+
+
+class ToxicHandle:
+    """A toxic on a proxy; as a context manager it is removed on exit."""
+
+    def __init__(self, proxy: Proxy, info: ToxicInfo) -> None:
+        self.proxy = proxy
+        self.name = info.name
+        self.type = info.type
+        self.stream = info.stream
+        self.info = info
+
+    def update(self, toxicity: float | None = None, **attributes: Any) -> ToxicInfo:
+        self.info = self.proxy.client.update_toxic(
+            self.proxy.name, self.name, attributes=attributes or None, toxicity=toxicity
+        )
+        return self.info
+
+    def remove(self) -> None:
+        """Remove the toxic; removing one that is already gone is not an error."""
+        with suppress(NotFound):
+            self.proxy.client.remove_toxic(self.proxy.name, self.name)
+
+    def __enter__(self) -> ToxicHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"<toxic {self.name} ({self.type}, {self.stream}) on {self.proxy.name}>"
+
+
+class Proxy:
+    """One proxy on the control server: where clients connect instead of the real server."""
+
+    def __init__(self, client: ControlClient, info: ProxyInfo) -> None:
+        self.client = client
+        self.name = info.name
+        self.upstream = info.upstream
+        self.listen = info.listen
+        self.address: Address = info.address
+
+    @property
+    def host(self) -> str:
+        return self.address[0]
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def toxic(
+        self,
+        type: str,
+        stream: str = DEFAULT_STREAM,
+        toxicity: float = 1.0,
+        name: str | None = None,
+        **attributes: Any,
+    ) -> ToxicHandle:
+        """Add a toxic now. ``skip_connections``, ``max_connections`` and ``seed`` are
+        chaosnet's per-toxic fields; every other keyword is a toxic attribute."""
+        fields = {k: attributes.pop(k) for k in EXTENSION_TOXIC_FIELDS if k in attributes}
+        info = self.client.add_toxic(
+            self.name,
+            type,
+            stream=stream,
+            toxicity=toxicity,
+            name=name,
+            attributes=attributes,
+            **fields,
+        )
+        return ToxicHandle(self, info)
+
+    def toxics(self) -> list[ToxicInfo]:
+        return self.client.toxics(self.name)
+
+    def info(self) -> ProxyInfo:
+        return self.client.get_proxy(self.name)
+
+    def disable(self) -> None:
+        """Stop listening and drop every open connection (Toxiproxy's ``enabled: false``)."""
+        self.client.update_proxy(self.name, enabled=False)
+
+    def enable(self) -> None:
+        self.client.update_proxy(self.name, enabled=True)
+        self._refresh_address()
+
+    @contextmanager
+    def down(self) -> Iterator[Proxy]:
+        self.disable()
+        try:
+            yield self
+        finally:
+            self.enable()
+
+    @property
+    def connections(self) -> ConnectionLog:
+        """A fresh snapshot of the connection log (a chaosnet extension)."""
+        return self.client.connections(self.name)
+
+    def wait_connections(self, *, open: int = 0, timeout: float = 2.0) -> ConnectionLog:
+        """Wait until exactly ``open`` connections are open; the proxy notices a
+        client's close a moment after the client returns from ``close()``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.connections
+            if log.open == open:
+                return log
+            if time.monotonic() >= deadline:
+                raise ChaosnetError(
+                    f"proxy {self.name}: {log.open} connection(s) still open after "
+                    f"{timeout:g}s, expected {open}"
+                )
+            time.sleep(WAIT_POLL_S)
+
+    def delete(self) -> None:
+        with suppress(NotFound):
+            self.client.delete_proxy(self.name)
+
+    def _refresh_address(self) -> None:
+        info = self.client.get_proxy(self.name)
+        self.listen, self.address = info.listen, info.address
+
+    def __repr__(self) -> str:
+        return f"<proxy {self.name} {self.listen} -> {self.upstream}>"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class Chaos:
+    """The controller for one test or scenario run; ``close()`` removes what it made."""
+
+    def __init__(self, client: ControlClient, *, name_prefix: str = "") -> None:
+        self.client = client
+        self.name_prefix = _UNSAFE.sub("-", name_prefix)
+        self._proxies: list[Proxy] = []
+        self._counter = itertools.count(1)
+
+    @property
+    def proxies(self) -> list[Proxy]:
+        return list(self._proxies)
+
+    def proxy(
+        self, upstream: Upstream, name: str | None = None, *, listen: str = "127.0.0.1:0"
+    ) -> Proxy:
+        """Create a proxy to ``upstream``, listening on a fresh loopback port."""
+        full_name = self.name_prefix + (_UNSAFE.sub("-", name) if name else self._next_name())
+        info = self.client.create_proxy(full_name, upstream_text(upstream), listen=listen)
+        proxy = Proxy(self.client, info)
+        self._proxies.append(proxy)
+        return proxy
+
+    def _next_name(self) -> str:
+        return f"proxy{next(self._counter)}"
+
+    def close(self) -> None:
+        """Delete every proxy (and so every toxic) this controller created.
+
+        Every deletion is attempted even if one fails; the first failure is
+        re-raised afterwards so teardown problems are not silent.
+        """
+        errors: list[Exception] = []
+        while self._proxies:
+            proxy = self._proxies.pop()
+            try:
+                proxy.delete()
+            except ChaosnetError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Chaos:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""chaosnet's pytest plugin: wiring only (options, fixtures, markers, reports)."""

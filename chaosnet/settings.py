@@ -1,0 +1,163 @@
+"""chaosnet's settings and where each comes from: ini < environment < command line < marker.
+
+The pytest plugin and the scenario runner both resolve their options here, so
+the two read the same names and validate them the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from chaosnet.errors import ChaosnetError
+
+BACKENDS = ("embedded", "toxiproxy", "docker")
+DEFAULT_DOCKER_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its attribute, ini key, environment variable and CLI flag."""
+
+    attr: str
+    ini: str
+    env: str
+    flag: str
+    help: str
+
+
+OPTIONS = (
+    Option(
+        "backend",
+        "chaosnet_backend",
+        "CHAOSNET_BACKEND",
+        "--chaosnet-backend",
+        "control server: embedded (default), toxiproxy, docker, or http://host:port",
+    ),
+    Option(
+        "seed",
+        "chaosnet_seed",
+        "CHAOSNET_SEED",
+        "--chaosnet-seed",
+        "seed for reproducible faults (default: random, printed in the report header)",
+    ),
+    Option(
+        "leak_check",
+        "chaosnet_leak_check",
+        "CHAOSNET_LEAK_CHECK",
+        "--chaosnet-leak-check",
+        "on|off: fail tests that leak sockets, threads, processes or tasks (default on)",
+    ),
+    Option(
+        "toxiproxy_bin",
+        "chaosnet_toxiproxy_bin",
+        "CHAOSNET_TOXIPROXY_BIN",
+        "--chaosnet-toxiproxy-bin",
+        "path of toxiproxy-server for the toxiproxy backend (default: from PATH)",
+    ),
+    Option(
+        "docker_image",
+        "chaosnet_docker_image",
+        "CHAOSNET_DOCKER_IMAGE",
+        "--chaosnet-docker-image",
+        f"Toxiproxy image for the docker backend (default {DEFAULT_DOCKER_IMAGE})",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "embedded"
+    seed: int | None = None
+    leak_check: bool = True
+    toxiproxy_bin: Path | None = None
+    docker_image: str = DEFAULT_DOCKER_IMAGE
+
+    def with_seed(self) -> Settings:
+        """A copy with a concrete seed: the given one, or a fresh random one."""
+        if self.seed is not None:
+            return self
+        return replace(self, seed=random.SystemRandom().randint(0, MAX_SEED))
+
+    def override(self, source: str, **values: Any) -> Settings:
+        """A copy with ``values`` (raw strings or typed) parsed and applied."""
+        parsed = {name: _parse(name, value, source) for name, value in values.items()}
+        return replace(self, **parsed)
+
+
+def resolve(
+    ini: Callable[[str], Any],
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Layer the sources; ``ini(key)`` returns the ini value or a falsy value when unset."""
+    environ = os.environ if env is None else env
+    settings = Settings()
+    for option in OPTIONS:
+        layers = (
+            (f"ini {option.ini}", ini(option.ini)),
+            (f"environment {option.env}", environ.get(option.env)),
+            (f"option {option.flag}", (cli or {}).get(option.attr)),
+        )
+        for source, value in layers:
+            if value not in (None, ""):
+                settings = settings.override(source, **{option.attr: value})
+    return settings
+
+
+def _parse(name: str, value: Any, source: str) -> Any:
+    parser = _PARSERS.get(name)
+    if parser is None:
+        raise ChaosnetError(f"{source}: unknown chaosnet setting {name!r}")
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise ChaosnetError(f"{source}: {exc}") from None
+
+
+def _parse_backend(value: Any) -> str:
+    text = str(value).strip()
+    if text in BACKENDS or text.startswith("http://"):
+        return text
+    raise ValueError(
+        f"backend must be one of {', '.join(BACKENDS)} or http://host:port, got {text!r}"
+    )
+
+
+def _parse_seed(value: Any) -> int:
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be an integer, got {value!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+    return seed
+
+
+def _parse_switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"leak check must be on or off, got {value!r}")
+
+
+def _parse_path(value: Any) -> Path:
+    return Path(str(value)).expanduser()
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "backend": _parse_backend,
+    "seed": _parse_seed,
+    "leak_check": _parse_switch,
+    "toxiproxy_bin": _parse_path,
+    "docker_image": str,
+}

@@ -1,0 +1,19 @@
+"""Fixtures shared by every area of the test-suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import toolchain
+
+
+@pytest.fixture(scope="session")
+def toxiproxy_bins() -> tuple[Path, Path]:
+    """(toxiproxy-server, toxiproxy-cli) of the pinned real Toxiproxy."""
+    found = toolchain.toxiproxy_binaries()
+    if isinstance(found, str):
+        toolchain.missing(found)
+        raise AssertionError("unreachable")
+    return found
