@@ -1,0 +1,1 @@
+"""chaosnet's benchmarks: each module has ``measure(quick) -> dict[str, float]``."""

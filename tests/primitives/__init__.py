@@ -1,0 +1,1 @@
+"""Tests of chaosnet.retry, chaosnet.framing and chaosnet.connection."""
