@@ -1,0 +1,80 @@
+"""Real servers for tests: the builtin ones (echo, framed_echo, kv) and any command.
+
+Every server is a separate process on a real socket, managed by
+``ServerProcess``: readiness check, logs, stop/kill/restart/pause/resume, and
+no orphan left behind. See docs/servers.md.
+
+The names below load on first use: ``python -m chaosnet.servers`` imports this
+package before it runs a server, and the server needs none of the harness side
+(psutil, the leak check), which would add ~30 ms to every start and restart.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chaosnet.servers.builtin import BUILTIN_KINDS, builtin_server, start_builtin
+    from chaosnet.servers.errors import (
+        ServerCrashed,
+        ServerError,
+        ServerExitedEarly,
+        ServerNotReady,
+    )
+    from chaosnet.servers.process import ArgvSpec, ServerProcess
+    from chaosnet.servers.readiness import (
+        Address,
+        HttpOk,
+        Listening,
+        LogLine,
+        PortAccepts,
+        ReadinessCheck,
+    )
+
+_HOMES = {
+    "chaosnet.servers.builtin": ("BUILTIN_KINDS", "builtin_server", "start_builtin"),
+    "chaosnet.servers.errors": (
+        "ServerCrashed",
+        "ServerError",
+        "ServerExitedEarly",
+        "ServerNotReady",
+    ),
+    "chaosnet.servers.process": ("ArgvSpec", "ServerProcess"),
+    "chaosnet.servers.readiness": (
+        "Address",
+        "HttpOk",
+        "Listening",
+        "LogLine",
+        "PortAccepts",
+        "ReadinessCheck",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = [
+    "BUILTIN_KINDS",
+    "Address",
+    "ArgvSpec",
+    "HttpOk",
+    "Listening",
+    "LogLine",
+    "PortAccepts",
+    "ReadinessCheck",
+    "ServerCrashed",
+    "ServerError",
+    "ServerExitedEarly",
+    "ServerNotReady",
+    "ServerProcess",
+    "builtin_server",
+    "start_builtin",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chaosnet.servers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,128 @@
+"""The runtime of a builtin server process: bind, announce, serve, stop on SIGTERM.
+
+One asyncio loop (uvloop when importable) serves every connection with a small
+``asyncio.Protocol``: no task per connection, so a thousand concurrent clients
+cost a thousand transports and nothing more. A bad client costs one log line
+on stderr and its own connection, never the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+LISTEN_BACKLOG = 4096  # asyncio's default of 100 drops SYNs under a 1,000-client burst
+SHUTDOWN_TIMEOUT_S = 2.0
+READY_WORDS = "listening on"
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass
+class ServerContext:
+    """What every connection of one server shares: its name, its log and its transports."""
+
+    kind: str
+    verbose: bool = False
+    transports: set[asyncio.Transport] = field(default_factory=set)
+
+    def log(self, message: str) -> None:
+        print(f"chaosnet-server {self.kind}: {message}", file=sys.stderr, flush=True)
+
+
+class ServerProtocol(asyncio.Protocol):
+    """Connection bookkeeping, flow control and error logging shared by the builtin servers."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = format_address(str(peer[0]), int(peer[1]))
+        self.ctx.transports.add(self.transport)
+        if self.ctx.verbose:
+            self.ctx.log(f"connection from {self.peer}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.ctx.transports.discard(self.transport)
+        if exc is not None:
+            self.ctx.log(f"connection from {self.peer} lost: {type(exc).__name__}: {exc}")
+        elif self.ctx.verbose:
+            self.ctx.log(f"connection from {self.peer} closed")
+
+    # The peer reads slower than we answer: stop reading until our buffer drains.
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        """Log a bad client (or our own bug) and drop only its connection."""
+        self.ctx.log(f"connection from {self.peer}: {what}: {type(exc).__name__}: {exc}")
+        if self.transport is not None:
+            self.transport.abort()
+
+
+ProtocolFactory = Callable[[ServerContext], asyncio.Protocol]
+
+
+def serve(
+    kind: str, factory: ProtocolFactory, *, host: str, port: int, verbose: bool = False
+) -> int:
+    """Run the server until SIGTERM or SIGINT; the exit status (0 on a clean stop)."""
+    ctx = ServerContext(kind, verbose)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_serve(ctx, factory, host, port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+async def _serve(ctx: ServerContext, factory: ProtocolFactory, host: str, port: int) -> int:
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            lambda: factory(ctx), host, port, backlog=LISTEN_BACKLOG, reuse_address=True
+        )
+    except OSError as exc:
+        ctx.log(f"cannot listen on {format_address(host, port)}: {exc.strerror or exc}")
+        return 1
+    bound = server.sockets[0].getsockname()
+    print(
+        f"chaosnet-server {ctx.kind} {READY_WORDS} {format_address(str(bound[0]), int(bound[1]))}",
+        flush=True,
+    )
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    ctx.log(f"stopping ({len(ctx.transports)} open connections)")
+    server.close()
+    for transport in list(ctx.transports):
+        transport.close()  # flushes what is buffered, then FIN
+    try:
+        await asyncio.wait_for(server.wait_closed(), SHUTDOWN_TIMEOUT_S)
+    except TimeoutError:
+        ctx.log("some connections did not close in time")
+    return 0

@@ -1,0 +1,276 @@
+"""The leak check against real sockets, threads, processes, files and asyncio tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Hashable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from chaosnet import leaks
+from chaosnet.leaks import Leak, LeakCheck, LeakError, Resource
+from chaosnet.servers import start_builtin
+
+QUICK = 0.05  # settle budget when a leak is expected: no need to wait long
+
+
+def test_clean_code_reports_nothing(tmp_path: Path) -> None:
+    check = LeakCheck()
+    check.start()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    (tmp_path / "f").write_text("closed again")
+    report = check.finish()
+    assert not report
+    assert report.render() == "no leaks"
+
+
+def test_a_leaked_socket_is_reported_with_its_address_and_creation_site() -> None:
+    check = LeakCheck()
+    check.start()
+    leaked = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # the creation site
+    try:
+        leaked.bind(("127.0.0.1", 0))
+        report = check.finish(settle=QUICK)
+        port = leaked.getsockname()[1]
+    finally:
+        leaked.close()
+    [leak] = report.leaks
+    assert leak.kind == "socket"
+    assert leak.summary == f"socket fd {leaked_fd(leak)}: AF_INET SOCK_STREAM 127.0.0.1:{port}"
+    assert "created at tests/checks/test_leaks.py:" in leak.details[0]
+    assert "in test_a_leaked_socket_is_reported" in leak.details[0]
+    assert "leaked = socket.socket(socket.AF_INET, socket.SOCK_STREAM)" in leak.details[1]
+    assert "(in thread 'MainThread')" in leak.details
+
+
+def leaked_fd(leak: Leak) -> int:
+    return int(leak.summary.split()[2].rstrip(":"))
+
+
+def test_a_connected_socket_shows_both_ends() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        check = LeakCheck()
+        check.start()
+        client = socket.create_connection(listener.getsockname())
+        server_side, _ = listener.accept()
+        with client, server_side:
+            report = check.finish(settle=QUICK)
+            here, there = client.getsockname(), listener.getsockname()
+    summaries = sorted(leak.summary.split(": ", 1)[1] for leak in report.of_kind("socket"))
+    assert summaries == sorted(
+        [
+            f"AF_INET SOCK_STREAM {here[0]}:{here[1]} -> {there[0]}:{there[1]}",
+            f"AF_INET SOCK_STREAM {there[0]}:{there[1]} -> {here[0]}:{here[1]}",
+        ]
+    )
+
+
+def test_a_socket_created_in_a_coroutine_points_at_the_coroutine() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        loop = asyncio.new_event_loop()  # its own fds exist before the baseline
+        try:
+            check = LeakCheck()
+            check.start()
+
+            async def open_and_forget() -> asyncio.StreamWriter:
+                _, writer = await asyncio.open_connection(*listener.getsockname())
+                return writer
+
+            writer = loop.run_until_complete(open_and_forget())
+            report = check.finish(settle=QUICK)
+            writer.close()
+        finally:
+            loop.close()
+    [leak] = report.of_kind("socket")
+    assert "in open_and_forget" in leak.details[0]
+
+
+def test_a_leaked_thread_is_reported_with_what_it_runs() -> None:
+    release = threading.Event()
+
+    def linger() -> None:
+        release.wait(10)
+
+    check = LeakCheck()
+    check.start()
+    worker = threading.Thread(target=linger, name="lingering-worker", daemon=True)
+    worker.start()
+    try:
+        report = check.finish(settle=QUICK)
+    finally:
+        release.set()
+        worker.join(5)
+    [leak] = report.leaks
+    assert leak.summary == f"daemon thread 'lingering-worker' (ident {worker.ident})"
+    assert (
+        "runs test_a_leaked_thread_is_reported_with_what_it_runs.<locals>.linger"
+        in (leak.details[0])
+    )
+
+
+def test_a_thread_that_ends_while_we_settle_is_not_a_leak() -> None:
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, args=(10,))
+    check = LeakCheck()
+    check.start()
+    worker.start()
+    threading.Timer(0.05, release.set).start()  # finishes during the bounded settle
+    report = check.finish(settle=5.0)
+    assert not report
+    assert report.waited < 4.0
+
+
+def test_a_leaked_child_process_is_reported_with_where_it_was_started() -> None:
+    check = LeakCheck()
+    check.start()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        report = check.finish(settle=QUICK)
+    finally:
+        child.kill()
+        child.wait(5)
+    [leak] = report.leaks
+    assert leak.summary.startswith(f"child process {child.pid}: ")
+    assert "import time; time.sleep(30)" in leak.summary
+    assert "started at tests/checks/test_leaks.py:" in leak.details[0]
+
+
+def test_a_leaked_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    check = LeakCheck()
+    check.start()
+    handle = (tmp_path / "notes.txt").open("w")
+    fd = handle.fileno()
+    try:
+        report = check.finish(settle=QUICK)
+    finally:
+        handle.close()
+    [leak] = report.leaks
+    assert leak.kind == "fd"
+    assert leak.summary == f"file descriptor {fd}: {tmp_path / 'notes.txt'}"
+
+
+def test_a_pending_task_of_a_watched_loop_is_reported() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        check = LeakCheck(loop=loop)
+        check.start()
+
+        async def forever() -> None:
+            await asyncio.Event().wait()
+
+        async def start_and_forget() -> asyncio.Task[None]:
+            task = asyncio.create_task(forever(), name="forgotten")
+            await asyncio.sleep(0)
+            return task
+
+        task = loop.run_until_complete(start_and_forget())
+        report = check.finish(settle=QUICK)
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+    finally:
+        loop.close()
+    [leak] = report.leaks
+    assert leak.summary.startswith("asyncio task 'forgotten' running ")
+    assert "forever" in leak.summary
+    assert "in forever" in leak.details[0]
+
+
+def test_garbage_is_collected_before_it_counts() -> None:
+    check = LeakCheck()
+    check.start()
+    sock = socket.socket()
+    cycle: list[object] = [sock]
+    cycle.append(cycle)  # unreachable once we drop it, closed only by the collector
+    gc.disable()
+    try:
+        del sock, cycle
+        with pytest.warns(ResourceWarning):
+            report = check.finish(settle=QUICK)
+    finally:
+        gc.enable()
+    assert not report
+
+
+def test_long_lived_things_are_exempt() -> None:
+    check = LeakCheck()
+    check.start()
+    server = start_builtin("echo")  # e.g. a session-scope fixture first used by this test
+    release = threading.Event()
+    proxy_thread = threading.Thread(target=release.wait, args=(10,), name="embedded-proxy")
+    proxy_thread.start()
+    leaks.long_lived.add(server)
+    check.ignore(proxy_thread)
+    try:
+        assert not check.finish(settle=QUICK)
+    finally:
+        leaks.long_lived.discard(server)
+        release.set()
+        proxy_thread.join(5)
+        server.stop()
+
+
+def test_the_context_manager_raises_a_readable_leak_error() -> None:
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, args=(10,), name="w")
+    held: list[socket.socket] = []
+
+    def leave_a_socket_and_a_thread() -> None:
+        with LeakCheck(settle=QUICK):
+            held.append(socket.socket())
+            worker.start()
+
+    with pytest.raises(LeakError) as failure:
+        leave_a_socket_and_a_thread()
+    release.set()
+    worker.join(5)
+    held[0].close()
+    text = str(failure.value)
+    assert text.startswith("2 resources leaked (still there after waiting 0.")
+    assert "\n- socket fd " in text
+    assert "\n    created at tests/checks/test_leaks.py:" in text
+    assert "\n- thread 'w' (ident " in text
+    assert isinstance(failure.value, AssertionError)
+
+
+class FakeContainers:
+    """A probe like the Docker helper's: resources that live outside this process."""
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+
+    def snapshot(self) -> Mapping[Hashable, Resource]:
+        return {name: Resource("container", name) for name in self.running}
+
+    def describe(self, resource: Resource) -> Leak:
+        return Leak("container", f"container {resource.key} (label chaosnet)")
+
+
+@pytest.fixture
+def containers() -> Iterator[FakeContainers]:
+    probe = FakeContainers()
+    unregister = leaks.register_probe(lambda: probe)
+    yield probe
+    unregister()
+
+
+def test_a_registered_probe_takes_part(containers: FakeContainers) -> None:
+    check = LeakCheck()
+    check.start()
+    containers.running.add("kv-1")
+    report = check.finish(settle=QUICK)
+    assert [leak.summary for leak in report.leaks] == ["container kv-1 (label chaosnet)"]
