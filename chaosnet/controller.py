@@ -9,6 +9,7 @@ valid across an API ``/reset``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import time
@@ -91,8 +92,10 @@ class ToxicHandle:
 class Proxy:
     """One proxy on the control server: where clients connect instead of the real server."""
 
-    def __init__(self, client: ControlClient, info: ProxyInfo) -> None:
+    def __init__(self, client: ControlClient, info: ProxyInfo, *, seed: int | None = None) -> None:
         self.client = client
+        self.seed = seed
+        self._toxic_count = itertools.count(1)
         self.name = info.name
         self.upstream = info.upstream
         self.listen = info.listen
@@ -117,6 +120,9 @@ class Proxy:
         """Add a toxic now. ``skip_connections``, ``max_connections`` and ``seed`` are
         chaosnet's per-toxic fields; every other keyword is a toxic attribute."""
         fields = {k: attributes.pop(k) for k in EXTENSION_TOXIC_FIELDS if k in attributes}
+        number = next(self._toxic_count)
+        if "seed" not in fields and self.seed is not None and "seed" in self.client.extensions:
+            fields["seed"] = derive_seed(self.seed, f"toxic{number}")
         info = self.client.add_toxic(
             self.name,
             type,
@@ -182,15 +188,29 @@ class Proxy:
         return f"<proxy {self.name} {self.listen} -> {self.upstream}>"
 
 
+def derive_seed(seed: int, label: str) -> int:
+    """A stable 32-bit seed for ``label`` under ``seed``: the same in every run and process,
+    and independent of what else the run creates, so one test replays on its own."""
+    digest = hashlib.blake2b(f"{seed}|{label}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class Chaos:
-    """The controller for one test or scenario run; ``close()`` removes what it made."""
+    """The controller for one test or scenario run; ``close()`` removes what it made.
 
-    def __init__(self, client: ControlClient, *, name_prefix: str = "") -> None:
+    With a ``seed``, every toxic it adds on a chaosnet backend gets a seed derived
+    from it (unless given one), so the run's faults replay exactly.
+    """
+
+    def __init__(
+        self, client: ControlClient, *, name_prefix: str = "", seed: int | None = None
+    ) -> None:
         self.client = client
         self.name_prefix = _UNSAFE.sub("-", name_prefix)
+        self.seed = seed
         self._proxies: list[Proxy] = []
         self._counter = itertools.count(1)
 
@@ -202,9 +222,12 @@ class Chaos:
         self, upstream: Upstream, name: str | None = None, *, listen: str = "127.0.0.1:0"
     ) -> Proxy:
         """Create a proxy to ``upstream``, listening on a fresh loopback port."""
-        full_name = self.name_prefix + (_UNSAFE.sub("-", name) if name else self._next_name())
-        info = self.client.create_proxy(full_name, upstream_text(upstream), listen=listen)
-        proxy = Proxy(self.client, info)
+        short_name = _UNSAFE.sub("-", name) if name else self._next_name()
+        info = self.client.create_proxy(
+            self.name_prefix + short_name, upstream_text(upstream), listen=listen
+        )
+        seed = None if self.seed is None else derive_seed(self.seed, short_name)
+        proxy = Proxy(self.client, info, seed=seed)
         self._proxies.append(proxy)
         return proxy
 

@@ -1,1 +1,225 @@
-"""chaosnet's pytest plugin: wiring only (options, fixtures, markers, reports)."""
+"""chaosnet's pytest plugin: wiring only (options, fixtures, markers, report sections).
+
+The work lives in the library: settings in ``chaosnet.settings``, backends in
+``chaosnet.backends``, proxies in ``chaosnet.controller``, servers in
+``chaosnet.servers``, leak checks in ``chaosnet.leaks``, the per-test
+bookkeeping in ``chaosnet.testrun``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaosnet import leaks
+from chaosnet.backends import Backend
+from chaosnet.controller import Chaos
+from chaosnet.errors import ChaosnetError
+from chaosnet.servers.builtin import start_builtin
+from chaosnet.servers.process import ServerProcess
+from chaosnet.settings import OPTIONS, Settings
+from chaosnet.testrun import (
+    CHAOSNET_FIXTURES,
+    ServerFactory,
+    TestRun,
+    resolve_session_settings,
+    start_backend,
+)
+
+SESSION = pytest.StashKey["Session"]()
+RUN = pytest.StashKey[TestRun]()
+
+
+class Session:
+    """What the plugin keeps for the whole run (one per xdist worker)."""
+
+    def __init__(self, settings: Settings, worker: str) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.backend: Backend | None = None
+        self.backend_error: str | None = None
+
+
+# --------------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaosnet", "chaosnet fault injection")
+    for option in OPTIONS:
+        group.addoption(option.flag, dest=f"chaosnet_{option.attr}", default=None, help=option.help)
+        parser.addini(option.ini, f"{option.help} [env {option.env}]", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "chaosnet(seed=None, leak_check=None): per-test chaosnet settings "
+        "(they override ini, environment and command line)",
+    )
+    try:
+        settings = resolve_session_settings(
+            config.getini,
+            {o.attr: config.getoption(f"chaosnet_{o.attr}") for o in OPTIONS},
+            getattr(config, "workerinput", None),
+        )
+    except ChaosnetError as exc:
+        raise pytest.UsageError(f"chaosnet: {exc}") from None
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    config.stash[SESSION] = Session(settings, worker)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker uses the controller's seed, random or not."""
+    node.workerinput["chaosnet_seed"] = node.config.stash[SESSION].settings.seed
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    settings = config.stash[SESSION].settings
+    check = "on" if settings.leak_check else "off"
+    return f"chaosnet: backend={settings.backend} seed={settings.seed} leak-check={check}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    leaks.track_creation_sites()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION, None)
+    if state is not None and state.backend is not None:
+        state.backend.stop()
+        state.backend = None
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def chaos_server(pytestconfig: pytest.Config) -> Backend:
+    """The control server in use (``.url``, ``.name``), started once per worker."""
+    state = pytestconfig.stash[SESSION]
+    if state.backend_error is not None:
+        pytest.fail(state.backend_error, pytrace=False)
+    if state.backend is None:
+        try:
+            state.backend = start_backend(state.settings)
+        except ChaosnetError as exc:
+            state.backend_error = f"chaosnet backend {state.settings.backend!r}: {exc}"
+            pytest.fail(state.backend_error, pytrace=False)
+    return state.backend
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest, chaos_server: Backend) -> Iterator[Chaos]:
+    """The controller for this test: ``chaos.proxy(upstream)``; all removed at teardown."""
+    run = _run(request.node)
+    with run.chaos(chaos_server) as controller:
+        yield controller
+
+
+@pytest.fixture(scope="session")
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A raw TCP echo server in its own process."""
+    yield from _session_server("echo", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def framed_echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A chaosnet-framing echo server (request frame -> same payload) in its own process."""
+    yield from _session_server("framed_echo", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def kv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A framed key-value store recording every write with its request id."""
+    yield from _session_server("kv", tmp_path_factory)
+
+
+@pytest.fixture
+def server_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
+    """Factory: ``server_process(argv, ready=..., env=..., cwd=...)`` starts any real server."""
+    factory = ServerFactory(tmp_path)
+    _run(request.node).watch(factory)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+def _session_server(kind: str, tmp: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_builtin(kind, log_path=tmp.mktemp(kind) / f"{kind}.log")
+    leaks.long_lived.add(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        leaks.long_lived.discard(server)
+
+
+# --------------------------------------------------------------------------- per-test hooks
+
+
+def _run(item: pytest.Item) -> TestRun:
+    run = item.stash.get(RUN, None)
+    if run is None:
+        state = item.config.stash[SESSION]
+        marker = item.get_closest_marker("chaosnet")
+        try:
+            run = TestRun(
+                item.nodeid, state.settings, marker.kwargs if marker else {}, state.worker
+            )
+        except ChaosnetError as exc:
+            pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
+        item.stash[RUN] = run
+    return run
+
+
+def _uses_chaosnet(item: pytest.Item) -> bool:
+    return bool(CHAOSNET_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if not _uses_chaosnet(item):
+        return (yield)
+    run = _run(item)
+    run.before_call(item.funcargs if isinstance(item, pytest.Function) else {})
+    result = yield
+    _fail_plainly(run.after_call)  # tasks left pending by an async test
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    run = item.stash.get(RUN, None)
+    if run is not None:
+        _fail_plainly(run.after_teardown)  # a leak, or a server that died
+    return result
+
+
+def _fail_plainly(check: Callable[[], None]) -> None:
+    """Run a check; its failure is the test's, shown as a message, not a traceback."""
+    try:
+        check()
+    except (ChaosnetError, leaks.LeakError) as exc:
+        failure = str(exc)
+    else:
+        return
+    pytest.fail(failure, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    run = item.stash.get(RUN, None)
+    if run is not None and report.failed:
+        for title, text in run.report_sections(report.when):
+            report.sections.append((title, text))
+    return report

@@ -217,6 +217,15 @@ class ServerProcess:
             self._paused = False
             self._await_state(stopped=False)
 
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the server to exit by itself; its exit status,
+        or None if it is still running."""
+        popen = self._popen
+        if popen is None:
+            raise ServerError(f"server {self.name!r} was never started", name=self.name)
+        _wait_exit(popen, timeout)
+        return popen.poll()
+
     def check_alive(self) -> None:
         """Raise ServerCrashed if the server died without being asked to."""
         if self.crashed:
