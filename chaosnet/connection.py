@@ -1,9 +1,11 @@
 """Connections that retry and fail over: ``connect()``, ``FramedClient``, ``AsyncFramedClient``.
 
 Endpoints are ``(host, port)`` tuples: one, or a sequence whose first is the primary
-and the rest fallbacks. Every connect starts at the primary; after a failure the next
-attempt goes to the next endpoint *without* a backoff wait (failing over costs
-nothing), and the policy's backoff applies only after the last endpoint failed. One
+and the rest fallbacks. Every operation starts at the primary; when an attempt fails on
+an endpoint (its connect, or a request over a connection to it: a timeout, a reset, a
+truncated reply), the next attempt goes to the next endpoint *without* a backoff wait
+(failing over costs nothing), and the policy's backoff applies only after the last
+endpoint failed. After a success the next reconnect tries the primary first again. One
 retry policy (attempts, deadline) covers the whole operation, and its give-up
 :class:`~chaosnet.retry.RetryError` lists every attempt with the endpoint it hit.
 
@@ -131,12 +133,14 @@ class _Failover:
     def current(self) -> Endpoint:
         return self.endpoints[self.index]
 
-    def failed(self, attempt: Attempt) -> None:
-        """Move to the next endpoint; back off only after the whole list failed."""
-        self.index = (self.index + 1) % len(self.endpoints)
+    def failed(self, attempt: Attempt, endpoint: Endpoint | None = None) -> None:
+        """Move past the endpoint that failed (default: the current one); back off only
+        after the whole list failed."""
+        position = self.index if endpoint is None else self.endpoints.index(endpoint)
+        self.index = (position + 1) % len(self.endpoints)
         attempt.skip_backoff = self.index != 0
 
-    def connected(self) -> None:
+    def succeeded(self) -> None:
         self.index = 0  # the next reconnect tries the primary first again
 
 
@@ -153,12 +157,10 @@ def _open_socket(failover: _Failover, attempt: Attempt, timeout: float) -> socke
     endpoint = failover.current()
     attempt.endpoint = endpoint
     try:
-        sock = socket.create_connection(endpoint, timeout=_budget(timeout, attempt))
+        return socket.create_connection(endpoint, timeout=_budget(timeout, attempt))
     except Exception:
         failover.failed(attempt)
         raise
-    failover.connected()
-    return sock
 
 
 def connect(
@@ -300,16 +302,23 @@ class FramedClient(_ClientBase):
         deadline = time.monotonic() + _budget(self.timeout, attempt)
         try:
             sock = self._connection(attempt)
+        except BaseException:
+            self._drop()
+            raise
+        endpoint = self.endpoint
+        try:
             sock.settimeout(max(1e-6, deadline - time.monotonic()))
             self._sent = True
             sock.sendall(frame)
             reply = recv_frame(sock, max_frame_size=self.max_frame_size, deadline=deadline)
             if reply is None:
                 raise ConnectionClosed(f"{self._where()} closed the connection before replying")
-            return reply
         except BaseException:
             self._drop()  # its position in the stream is unknown now
+            self._failover.failed(attempt, endpoint)
             raise
+        self._failover.succeeded()
+        return reply
 
     def _connection(self, attempt: Attempt) -> socket.socket:
         sock = self._sock
@@ -402,17 +411,20 @@ class AsyncFramedClient(_ClientBase):
 
     async def _attempt(self, payload: BytesLike, attempt: Attempt) -> bytes:
         reader, writer = await self._connection(attempt)
+        endpoint = self.endpoint
         try:
             self._sent = True
             await write_frame(writer, payload, max_frame_size=self.max_frame_size)
             reply = await read_frame(reader, max_frame_size=self.max_frame_size)
             if reply is None:
                 raise ConnectionClosed(f"{self._where()} closed the connection before replying")
-            return reply
         except BaseException:
             self._abort()
+            self._failover.failed(attempt, endpoint)
             await asyncio.sleep(0)  # let the transport release its socket now
             raise
+        self._failover.succeeded()
+        return reply
 
     async def _connection(
         self, attempt: Attempt
@@ -430,7 +442,6 @@ class AsyncFramedClient(_ClientBase):
         except BaseException:  # a timeout arrives here as a cancellation
             self._failover.failed(attempt)
             raise
-        self._failover.connected()
         self._reader, self._writer = reader, writer
         self.endpoint = endpoint
         self.connections_opened += 1

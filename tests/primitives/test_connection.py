@@ -290,3 +290,29 @@ def test_a_reconnect_tries_the_primary_first_again(
         assert client.endpoint == fallback.address
     assert recorder.endpoints == [refused_address, refused_address]
     assert fallback.accepted == 2
+
+
+def test_a_primary_that_stops_answering_fails_over_within_the_request(
+    fault_server: StartServer,
+) -> None:
+    silent, fallback = fault_server(hang), fault_server(echo)
+    recorder = Recorder()
+    endpoints = [silent.address, fallback.address]
+    with FramedClient(endpoints, retry=recorder.policy(), timeout=0.2) as client:
+        assert client.request(b"ping") == b"ping"
+        assert (client.attempts, client.endpoint) == (2, fallback.address)
+    assert isinstance(recorder.errors[0], TimeoutError)
+    assert recorder.endpoints == [silent.address]
+    assert recorder.sleeps == []  # failing over costs no backoff
+
+
+def test_after_a_failure_on_the_fallback_the_primary_is_tried_first(
+    fault_server: StartServer,
+) -> None:
+    primary, fallback = fault_server(echo), fault_server(reset_after_request, echo)
+    recorder = Recorder()
+    with FramedClient([fallback.address, primary.address], retry=recorder.policy()) as client:
+        # the first endpoint resets the first request, the second answers it
+        assert client.request(b"one") == b"one"
+        assert client.endpoint == primary.address
+    assert recorder.endpoints == [fallback.address]

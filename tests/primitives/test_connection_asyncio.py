@@ -168,3 +168,18 @@ async def test_a_cancelled_request_closes_its_connection_so_no_stale_reply_is_re
         assert client.endpoint is None  # its connection was aborted
         assert await client.request(b"second") == b"second"
         assert client.connections_opened == 2
+
+
+@pytest.mark.asyncio
+async def test_a_primary_that_stops_answering_fails_over_within_the_request(
+    fault_server: StartServer,
+) -> None:
+    silent, fallback = fault_server(hang), fault_server(echo)
+    retries: list[RetryDetails] = []
+    policy = recording_policy(retries, initial=30.0)  # a backoff wait would time the test out
+    endpoints = [silent.address, fallback.address]
+    async with AsyncFramedClient(endpoints, retry=policy, timeout=0.2) as client:
+        assert await client.request(b"hi") == b"hi"
+        assert (client.attempts, client.endpoint) == (2, fallback.address)
+    assert isinstance(retries[0].error, TimeoutError)
+    assert retries[0].wait == 0
