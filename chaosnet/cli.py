@@ -31,7 +31,54 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--config", type=Path, default=None, help="Toxiproxy-style JSON array of proxies"
     )
+
+    run = commands.add_parser("run", help="run scenario files (or every scenario in folders)")
+    run.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    _add_backend_option(run)
+    run.add_argument("--seed", default=None, help="seed for reproducible runs (default: random)")
+    run.add_argument(
+        "--report",
+        nargs=2,
+        metavar=("FORMAT", "FILE"),
+        default=None,
+        help="write a machine-readable report: --report json FILE",
+    )
+    run.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML report")
+    run.add_argument(
+        "-k",
+        dest="keyword",
+        default=None,
+        metavar="PATTERN",
+        help="only scenarios whose name or file matches, e.g. -k 'reset and not slow'",
+    )
+    run.add_argument(
+        "--toxiproxy-bin", type=Path, default=None, help="toxiproxy-server for --backend toxiproxy"
+    )
+    run.add_argument("--docker-image", default=None, help="Toxiproxy image for --backend docker")
+    display = run.add_mutually_exclusive_group()
+    display.add_argument(
+        "--live",
+        dest="live",
+        action="store_true",
+        default=None,
+        help="live display even when not on a terminal",
+    )
+    display.add_argument(
+        "--plain", dest="live", action="store_false", help="plain line log even on a terminal"
+    )
+
+    validate = commands.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    _add_backend_option(validate)
     return parser
+
+
+def _add_backend_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--backend",
+        default=None,
+        help="embedded (default), toxiproxy, docker, or http://host:port of a running server",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,6 +97,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         from chaosnet.proxy.serve import main as serve_main
 
         return serve_main(host=args.host, port=args.port, seed=args.seed, config=args.config)
+    if args.command == "run":
+        from chaosnet.scenario.commands import RunRequest, run_command
+
+        return run_command(
+            RunRequest(
+                paths=args.paths,
+                backend=args.backend,
+                seed=args.seed,
+                report=args.report,
+                junit=args.junit,
+                keyword=args.keyword,
+                toxiproxy_bin=args.toxiproxy_bin,
+                docker_image=args.docker_image,
+                live=args.live,
+            )
+        )
+    if args.command == "validate":
+        from chaosnet.scenario.commands import validate_command
+
+        return validate_command(args.paths, backend=args.backend)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

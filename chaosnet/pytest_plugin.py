@@ -9,6 +9,7 @@ bookkeeping in ``chaosnet.testrun``.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,15 @@ from chaosnet import leaks
 from chaosnet.backends import Backend
 from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
+from chaosnet.proxy.loop import prepare_process
+from chaosnet.scenario import collect as scenario_files
+from chaosnet.servers import ownership
 from chaosnet.servers.builtin import start_builtin
 from chaosnet.servers.process import ServerProcess
 from chaosnet.settings import OPTIONS, Settings
 from chaosnet.testrun import (
     CHAOSNET_FIXTURES,
+    ContainerFactory,
     ServerFactory,
     TestRun,
     resolve_session_settings,
@@ -43,6 +48,18 @@ class Session:
         self.backend: Backend | None = None
         self.backend_error: str | None = None
 
+    def started_backend(self) -> Backend:
+        """The session's control server, started on first use; a failed start is remembered."""
+        if self.backend_error is not None:
+            raise ChaosnetError(self.backend_error)
+        if self.backend is None:
+            try:
+                self.backend = start_backend(self.settings)
+            except ChaosnetError as exc:
+                self.backend_error = f"chaosnet backend {self.settings.backend!r}: {exc}"
+                raise ChaosnetError(self.backend_error) from None
+        return self.backend
+
 
 # --------------------------------------------------------------------------- options
 
@@ -52,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         group.addoption(option.flag, dest=f"chaosnet_{option.attr}", default=None, help=option.help)
         parser.addini(option.ini, f"{option.help} [env {option.env}]", default=None)
+    scenario_files.add_ini(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except ChaosnetError as exc:
         raise pytest.UsageError(f"chaosnet: {exc}") from None
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker:  # xdist workers inherit it: one run id labels all of a run's containers
+        os.environ.setdefault(ownership.RUN_ID_ENV, uuid.uuid4().hex)
     config.stash[SESSION] = Session(settings, worker)
 
 
@@ -86,6 +106,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     leaks.track_creation_sites()
+    prepare_process()  # what the event-loop library keeps open for good is not a leak
+    ownership.register_leak_probe()
+    if not hasattr(session.config, "workerinput"):  # once per run, by the xdist controller
+        ownership.reap_orphans()  # containers of earlier runs that were killed
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -98,19 +122,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 # --------------------------------------------------------------------------- fixtures
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Scenario files (ini ``chaosnet_scenarios``) are collected as test items."""
+    state = parent.config.stash[SESSION]
+    return scenario_files.collect_file(
+        file_path, parent, settings=lambda: state.settings, backend=state.started_backend
+    )
+
+
 @pytest.fixture(scope="session")
 def chaos_server(pytestconfig: pytest.Config) -> Backend:
     """The control server in use (``.url``, ``.name``), started once per worker."""
-    state = pytestconfig.stash[SESSION]
-    if state.backend_error is not None:
-        pytest.fail(state.backend_error, pytrace=False)
-    if state.backend is None:
-        try:
-            state.backend = start_backend(state.settings)
-        except ChaosnetError as exc:
-            state.backend_error = f"chaosnet backend {state.settings.backend!r}: {exc}"
-            pytest.fail(state.backend_error, pytrace=False)
-    return state.backend
+    try:
+        return pytestconfig.stash[SESSION].started_backend()
+    except ChaosnetError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
@@ -143,6 +169,18 @@ def kv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
 def server_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
     """Factory: ``server_process(argv, ready=..., env=..., cwd=...)`` starts any real server."""
     factory = ServerFactory(tmp_path)
+    _run(request.node).watch(factory)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture
+def docker_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContainerFactory]:
+    """Factory: ``docker_server(image, command, ready=..., env=...)`` runs a container as a
+    real server (host networking, loopback); every container is removed at teardown."""
+    factory = ContainerFactory(tmp_path)
     _run(request.node).watch(factory)
     try:
         yield factory

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chaosnet import leaks
 from chaosnet.backends import Backend, open_backend
@@ -24,6 +24,9 @@ from chaosnet.errors import ChaosnetError
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import ReadinessCheck
 from chaosnet.settings import Settings, resolve
+
+if TYPE_CHECKING:
+    from chaosnet.servers.container import ContainerServer
 
 CHAOSNET_FIXTURES = frozenset(
     {
@@ -140,6 +143,55 @@ class ServerFactory:
             cwd=cwd,
             ready_timeout=ready_timeout,
             log_path=self._log_dir / f"server{index}.log",
+        )
+        self._servers.append(server)  # before start: a failed start still shows its log
+        return server.start()
+
+    def stop_all(self) -> None:
+        for server in reversed(self._servers):
+            server.stop()
+
+
+class ContainerFactory:
+    """The ``docker_server`` fixture: start an image as a real server, remove all at the end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._servers: list[ContainerServer] = []
+
+    @property
+    def servers(self) -> Sequence[ContainerServer]:
+        return list(self._servers)
+
+    def __call__(
+        self,
+        image: str,
+        command: Sequence[str] | Callable[[int], Sequence[str]] | None = None,
+        *,
+        name: str | None = None,
+        address: tuple[str, int] | None = None,
+        ready: ReadinessCheck | Sequence[ReadinessCheck] | None = None,
+        env: Mapping[str, str] | None = None,
+        entrypoint: Sequence[str] | None = None,
+        volumes: Mapping[str, str] | None = None,
+        ready_timeout: float = 30.0,
+        options: Mapping[str, Any] | None = None,
+    ) -> ContainerServer:
+        from chaosnet.servers.container import ContainerServer  # the Docker SDK costs ~100 ms
+
+        index = len(self._servers) + 1
+        server = ContainerServer(
+            image,
+            command,
+            name=name,
+            address=address,
+            ready=ready,
+            env=env,
+            entrypoint=entrypoint,
+            volumes=volumes,
+            ready_timeout=ready_timeout,
+            log_path=self._log_dir / f"container{index}.log",
+            options=options,
         )
         self._servers.append(server)  # before start: a failed start still shows its log
         return server.start()

@@ -8,6 +8,9 @@ import pytest
 
 from tests import toolchain
 
+# Docker fixtures (engine, locally built images) for every area that runs containers.
+pytest_plugins = ["tests.docker.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def toxiproxy_bins() -> tuple[Path, Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +21,24 @@ ATTEMPT_TIMEOUT_S = 1.0
 
 
 class ReadinessContext:
-    """What the checks of one start share: the log read so far and the address learnt."""
+    """What the checks of one start share: the log read so far and the address learnt.
 
-    def __init__(self, log_path: Path, log_offset: int, address: Address | None, pid: int) -> None:
+    ``refresh_log``, when given, brings the log file up to date before each read: a
+    container's output reaches our file that way (``ContainerServer``).
+    """
+
+    def __init__(
+        self,
+        log_path: Path,
+        log_offset: int,
+        address: Address | None,
+        pid: int,
+        *,
+        refresh_log: Callable[[], None] | None = None,
+    ) -> None:
         self.address = address
         self.pid = pid
+        self._refresh_log = refresh_log
         self._log_path = log_path
         self._offset = log_offset
         self._pending = b""
@@ -33,6 +47,8 @@ class ReadinessContext:
 
     def read_new_lines(self) -> None:
         """Append the complete lines written to the log since the last read."""
+        if self._refresh_log is not None:
+            self._refresh_log()
         with self._log_path.open("rb") as log:
             log.seek(self._offset)
             chunk = log.read()

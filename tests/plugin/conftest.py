@@ -17,5 +17,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "CHAOSNET_TOXIPROXY_BIN",
         "CHAOSNET_DOCKER_IMAGE",
         "PYTEST_ADDOPTS",
+        "PYTEST_XDIST_WORKER",  # inner in-process runs are not xdist workers
     ):
         monkeypatch.delenv(name, raising=False)

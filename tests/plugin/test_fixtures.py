@@ -90,7 +90,7 @@ def test_failure_report_shows_seed_server_log_and_connections(pytester: pytest.P
             "backend: embedded (http://127.0.0.1:*)",
             "seed: * (session seed 99); replay with --chaosnet-seed 99*",
             "*chaosnet connections*",
-            "proxy1: 127.0.0.1:* -> 127.0.0.1:*",
+            "*proxy1: 127.0.0.1:* -> 127.0.0.1:*",
             "*opened 1*",
             "*chaosnet server log: python*",
             "*line-from-the-server port*",

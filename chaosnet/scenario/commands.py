@@ -1,0 +1,245 @@
+"""``chaosnet run`` and ``chaosnet validate``: the work behind the two commands.
+
+Exit status: 0 every expectation held (or every file is valid), 1 an
+expectation failed, 2 bad input or usage, or a scenario that could not run
+(a server that does not start, a step that fails). Ctrl-C stops servers and
+removes proxies on the way out; the CLI then exits 130.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from chaosnet.backends import open_backend
+from chaosnet.control import ControlClient
+from chaosnet.errors import ChaosnetError
+from chaosnet.scenario import jsonreport, junit
+from chaosnet.scenario.checks import check_backend
+from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
+from chaosnet.scenario.report import make_reporter
+from chaosnet.scenario.result import ScenarioResult
+from chaosnet.scenario.runner import run_scenario
+from chaosnet.scenario.select import select
+from chaosnet.servers import ownership
+from chaosnet.settings import Settings, resolve
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+REPORT_FORMATS = ("json",)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``chaosnet run`` was asked to do (raw option values, parsed here)."""
+
+    paths: Sequence[Path]
+    backend: str | None = None
+    seed: str | int | None = None
+    report: Sequence[str] | None = None  # (FORMAT, FILE)
+    junit: Path | None = None
+    keyword: str | None = None
+    toxiproxy_bin: Path | None = None
+    docker_image: str | None = None
+    live: bool | None = None  # None: live display on a terminal only
+
+
+def backend_label(spec: str) -> str:
+    """How error messages name a backend: its kind, or the URL for a remote server."""
+    return spec
+
+
+def static_extensions(spec: str) -> Collection[str] | None:
+    """The extensions a backend kind supports, when known without starting it."""
+    if spec in ("toxiproxy", "docker"):
+        return frozenset()  # the real Toxiproxy has none of chaosnet's extensions
+    if spec == "embedded":
+        from chaosnet.proxy.api import EXTENSIONS
+
+        return frozenset(EXTENSIONS)
+    return None  # a URL: asked once connected
+
+
+_FLAGS = {
+    "backend": "--backend",
+    "seed": "--seed",
+    "toxiproxy_bin": "--toxiproxy-bin",
+    "docker_image": "--docker-image",
+}
+
+
+def _settings(backend: str | None, seed: str | int | None, **paths: object) -> Settings:
+    """The environment's CHAOSNET_* settings, overridden by the command's options."""
+    settings = resolve(ini=lambda _key: None)
+    for name, value in {"backend": backend, "seed": seed, **paths}.items():
+        if value not in (None, ""):
+            settings = settings.override(f"option {_FLAGS[name]}", **{name: value})
+    return settings
+
+
+def _print_problems(exc: ScenarioInvalid, stderr: IO[str]) -> int:
+    for problem in exc.problems:
+        print(problem, file=stderr)
+    files = len({p.file for p in exc.problems})
+    count = len(exc.problems)
+    print(
+        f"chaosnet: {count} problem{'s' if count != 1 else ''} in "
+        f"{files} file{'s' if files != 1 else ''}; nothing was run",
+        file=stderr,
+    )
+    return EXIT_USAGE
+
+
+def validate_command(
+    paths: Sequence[Path],
+    *,
+    backend: str | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    spec = _settings(backend, None).backend
+    try:
+        scenarios = load_paths(
+            paths, backend_extensions=static_extensions(spec), backend=backend_label(spec)
+        )
+    except ScenarioInvalid as exc:
+        return _print_problems(exc, err)
+    for scenario in scenarios:
+        print(f"ok {scenario.path} ({scenario.name})", file=out)
+    print(f"{len(scenarios)} scenario file(s) valid for backend {spec}", file=out)
+    if static_extensions(spec) is None:
+        print(
+            f"(the chaosnet extensions they use are checked when run: {spec} is asked then)",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _report_path(report: Sequence[str] | None) -> Path | None:
+    if report is None:
+        return None
+    kind, path = report
+    if kind not in REPORT_FORMATS:
+        raise ChaosnetError(
+            f"--report {kind} {path}: unknown report format {kind!r} "
+            f"(use json; JUnit XML is --junit FILE)"
+        )
+    return Path(path)
+
+
+def run_command(
+    request: RunRequest, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    settings = _settings(
+        request.backend,
+        request.seed,
+        toxiproxy_bin=request.toxiproxy_bin,
+        docker_image=request.docker_image,
+    ).with_seed()
+    json_path = _report_path(request.report)
+    label = backend_label(settings.backend)
+    try:
+        chosen = select(load_paths(request.paths), request.keyword)
+        known = static_extensions(settings.backend)
+        if known is not None:
+            _check_extensions(chosen, known, label)
+    except ScenarioInvalid as exc:
+        return _print_problems(exc, err)
+    seed = settings.seed
+    assert seed is not None
+    ownership.reap_orphans()  # containers left by killed runs go before new ones start
+    started = time.monotonic()
+    try:
+        results = _run_all(chosen, settings, seed, out, request.live)
+    except ScenarioInvalid as exc:
+        return _print_problems(exc, err)
+    seconds = time.monotonic() - started
+    if json_path is not None:
+        jsonreport.write(json_path, results, backend=label, seed=seed, seconds=seconds)
+    if request.junit is not None:
+        junit.write(request.junit, results, seconds=seconds)
+    return exit_status(results)
+
+
+def exit_status(results: Sequence[ScenarioResult]) -> int:
+    if any(r.status == "error" for r in results):
+        return EXIT_USAGE
+    if any(r.status == "failed" for r in results):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_all(
+    scenarios: Sequence[LoadedScenario],
+    settings: Settings,
+    seed: int,
+    out: IO[str],
+    live: bool | None,
+) -> list[ScenarioResult]:
+    label = backend_label(settings.backend)
+    backend = open_backend(
+        settings.backend,
+        seed=seed,
+        toxiproxy_bin=settings.toxiproxy_bin,
+        docker_image=settings.docker_image,
+    )
+    reporter = make_reporter(out, live=live)
+    quiet_retry_log()
+    results: list[ScenarioResult] = []
+    started = time.monotonic()
+    backend.start()
+    control: ControlClient | None = None
+    try:
+        control = ControlClient(backend.url, backend=label)
+        _check_extensions(scenarios, control.extensions, label)
+        reporter.run_started(label, seed, scenarios)
+        for scenario in scenarios:
+            results.append(
+                run_scenario(
+                    scenario,
+                    control,
+                    seed=seed,
+                    backend=settings.backend,
+                    listener=reporter,
+                    take_backend_errors=backend.take_errors,
+                    in_process_proxy=backend.name == "embedded",
+                )
+            )
+    except KeyboardInterrupt:
+        reporter.interrupted()
+        raise
+    finally:
+        reporter.close_display()
+        if control is not None:
+            control.close()
+        backend.stop()
+    reporter.run_finished(results, time.monotonic() - started, seed)
+    return results
+
+
+def quiet_retry_log() -> None:
+    """Retries are the point of a scenario: the summary counts them, so do not also log each
+    one to stderr (Python's last-resort handler would) unless logging was configured."""
+    if not logging.getLogger().handlers:
+        logging.getLogger("chaosnet.retry").addHandler(logging.NullHandler())
+
+
+def _check_extensions(
+    scenarios: Sequence[LoadedScenario], supported: Collection[str], label: str
+) -> None:
+    """Refuse, before any server starts, what this control server cannot do."""
+    problems = [
+        problem
+        for scenario in scenarios
+        for problem in check_backend(scenario.spec, scenario.positions, supported, label)
+    ]
+    if problems:
+        raise ScenarioInvalid(problems)

@@ -1,0 +1,369 @@
+"""Run one scenario: bring up its stage, run the workload against the timeline, judge it.
+
+The workload runs on a thread of its own so the scenario's timeout holds
+even for a callable that hangs, and so Ctrl-C (delivered to the main thread)
+always reaches the teardown: proxies removed, servers stopped. A scenario's
+result is ``passed``, ``failed`` (an expectation did not hold) or ``error``
+(the experiment could not be run as written: a server did not start, a step
+failed, the workload crashed).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chaosnet.control import CONNECTION_LOG, ConnectionLog, ControlClient
+from chaosnet.errors import ChaosnetError
+from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
+from chaosnet.kv import KVClient, WriteRecord
+from chaosnet.leaks import LeakCheck, Resource
+from chaosnet.retry import Endpoint, RetryPolicy
+from chaosnet.scenario.expectations import Observation, evaluate
+from chaosnet.scenario.loader import LoadedScenario
+from chaosnet.scenario.model import RECOVERY_ACTIONS, BuiltinServer, Scenario
+from chaosnet.scenario.result import ScenarioResult
+from chaosnet.scenario.stage import Stage, derive_seed
+from chaosnet.scenario.timeline import Timeline, TimelineEvent, describe
+from chaosnet.scenario.workloads import (
+    BUILTIN,
+    RequestRecord,
+    WorkloadContext,
+    retry_policy,
+)
+from chaosnet.servers.lifecycle import RealServer
+
+#: How long to wait for a stopped workload to notice, and for connections to drain.
+WORKLOAD_GRACE_S = 5.0
+DRAIN_TIMEOUT_S = 0.5
+LEAK_SETTLE_S = 0.5
+TRACEBACK_FRAMES = 4
+
+
+class Listener(Protocol):
+    """What the runner tells the display while a scenario runs."""
+
+    def scenario_started(self, scenario: LoadedScenario, seed: int) -> None: ...
+
+    def server_started(self, scenario: LoadedScenario, name: str, server: RealServer) -> None: ...
+
+    def workload_started(self, scenario: LoadedScenario) -> None: ...
+
+    def request_done(self, scenario: LoadedScenario, record: RequestRecord) -> None: ...
+
+    def event(self, scenario: LoadedScenario, event: TimelineEvent) -> None: ...
+
+    def scenario_finished(self, result: ScenarioResult) -> None: ...
+
+
+def fault_kinds(spec: Scenario) -> list[str]:
+    """The kinds of fault a scenario injects: toxic types and disruptive steps, in order."""
+    kinds: list[str] = [toxic.type for proxy in spec.proxies.values() for toxic in proxy.toxics]
+    for step in spec.timeline:
+        if step.add_toxic is not None:
+            kinds.append(step.add_toxic.type)
+        elif step.action not in RECOVERY_ACTIONS and step.action != "update_toxic":
+            kinds.append(step.action)
+    return list(dict.fromkeys(kinds))
+
+
+class ProxySideSockets:
+    """Leak-check exemption for an in-process (embedded) proxy's own sockets.
+
+    They live in this process but belong to the proxy, not the client: its
+    listeners and accepted connections (local port = a proxy's port) and its
+    connections to the servers (peer = a server's address).
+    """
+
+    def __init__(self, stage: Stage) -> None:
+        self.proxy_ports = {proxy.port for proxy in stage.proxies.values()}
+        self.upstreams = {server.address for server in stage.servers.values()}
+
+    def exempts(self, resource: Resource) -> bool:
+        if resource.kind != "socket" or resource.fd is None:
+            return False
+        local, peer = _socket_addresses(resource.fd)
+        return (local is not None and local[1] in self.proxy_ports) or peer in self.upstreams
+
+
+def _socket_addresses(fd: int) -> tuple[Endpoint | None, Endpoint | None]:
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None, None
+    try:
+        return _address(sock.getsockname), _address(sock.getpeername)
+    finally:
+        sock.detach()
+
+
+def _address(get: Callable[[], object]) -> Endpoint | None:
+    try:
+        name = get()
+    except OSError:
+        return None
+    if isinstance(name, tuple) and len(name) >= 2:
+        return str(name[0]), int(name[1])
+    return None
+
+
+@dataclass
+class _WorkloadOutcome:
+    elapsed: float = 0.0
+    error: BaseException | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class ScenarioRun:
+    """One run of one scenario against a started control server."""
+
+    def __init__(
+        self,
+        scenario: LoadedScenario,
+        control: ControlClient,
+        *,
+        seed: int,
+        backend: str,
+        listener: Listener,
+        take_backend_errors: Callable[[], list[BaseException]] = list,
+        in_process_proxy: bool = False,
+    ) -> None:
+        self.scenario = scenario
+        self.in_process_proxy = in_process_proxy
+        self.spec = scenario.spec
+        self.control = control
+        self.seed = seed
+        self.listener = listener
+        self.take_backend_errors = take_backend_errors
+        self.result = ScenarioResult(
+            name=scenario.name,
+            path=scenario.path,
+            seed=seed,
+            backend=backend,
+            faults=fault_kinds(scenario.spec),
+            planned_requests=scenario.spec.client.requests,
+        )
+        self.stop = threading.Event()
+        self.step_lock = threading.Lock()  # held while a step runs, and for the teardown
+        self._proxy_sockets: ProxySideSockets | None = None
+
+    def run(self) -> ScenarioResult:
+        started = time.monotonic()
+        self.listener.scenario_started(self.scenario, self.seed)
+        stage: Stage | None = None
+        try:
+            stage = Stage(
+                self.scenario,
+                self.control,
+                seed=self.seed,
+                name_prefix=f"chaosnet-{os.getpid()}-{self.scenario.name}-",
+                on_server=lambda name, server: self.listener.server_started(
+                    self.scenario, name, server
+                ),
+            )
+            stage.start()
+            self._exercise(stage)
+        except (ChaosnetError, OSError) as exc:
+            self.result.error = str(exc)
+        finally:
+            self.stop.set()  # no further step fires, the workload stops at its next request
+            if stage is not None:
+                self._tear_down(stage)
+            self.result.duration = time.monotonic() - started
+        self.result.conclude()
+        self.listener.scenario_finished(self.result)
+        return self.result
+
+    def _tear_down(self, stage: Stage) -> None:
+        """Take the stage down once no step is half-done (a restart racing the stop)."""
+        with self.step_lock:
+            try:
+                stage.close()
+            except ChaosnetError as exc:
+                self.result.error = self.result.error or f"teardown failed: {exc}"
+
+    # -- the experiment -----------------------------------------------------------------
+
+    def _exercise(self, stage: Stage) -> None:
+        ctx = self._context(stage)
+        timeline = Timeline(
+            self.spec.timeline,
+            stage.fire,
+            ctx.now,
+            self.stop,
+            lambda event: self.listener.event(self.scenario, event),
+            lock=self.step_lock,
+        )
+        timeline.on_thread_exit = self.control.close  # its keep-alive connection
+        ctx.before_request = timeline.before_request
+        leaks = self._leak_check(stage)
+        ctx.origin = time.monotonic()
+        self.result.workload_started = True
+        self.listener.workload_started(self.scenario)
+        timeline.start()
+        outcome = self._run_workload(ctx)
+        timeline.stop()
+        self.result.requests = list(ctx.records)
+        self.result.events = list(timeline.events)
+        self.result.elapsed = outcome.elapsed
+        self._check_it_ran_as_written(stage, outcome, timeline)
+        observation = Observation(
+            requests=self.result.requests,
+            planned=self.spec.client.requests,
+            events=self.result.events,
+            elapsed=outcome.elapsed,
+            unfired=[f"step {i}: {describe(s)}" for i, s in timeline.unfired()],
+        )
+        if leaks is not None:
+            self._drain(stage)
+            observation.leaks = leaks.finish(settle=LEAK_SETTLE_S)
+        if self.spec.expect.delivery is not None:
+            observation.writes = self._kv_writes(stage)
+        if self.spec.expect.connections:
+            observation.connections = self._connection_logs(stage)
+        self.result.expectations = evaluate(self.spec.expect, observation)
+
+    def _context(self, stage: Stage) -> WorkloadContext:
+        client = self.spec.client
+        return WorkloadContext(
+            scenario=self.scenario.name,
+            endpoints=stage.endpoints(client.endpoints),
+            proxies={name: proxy.address for name, proxy in stage.proxies.items()},
+            servers={name: server.address for name, server in stage.servers.items()},
+            retry=retry_policy(client, derive_seed(self.seed, "retry")),
+            seed=self.seed,
+            count=client.requests,
+            rate=client.rate,
+            payload_size=client.payload,
+            timeout=client.timeout,
+            idempotent=client.idempotent,
+            max_frame_size=client.max_frame_size or DEFAULT_MAX_FRAME_SIZE,
+            options=dict(client.options),
+            on_request_done=lambda record: self.listener.request_done(self.scenario, record),
+            before_request=lambda finished: None,
+            stop_event=self.stop,
+        )
+
+    def _leak_check(self, stage: Stage) -> LeakCheck | None:
+        if not self.spec.expect.no_leaks:
+            return None
+        ignore: list[Any] = list(stage.servers.values())
+        if self.in_process_proxy:
+            self._proxy_sockets = ProxySideSockets(stage)  # exemptions are held weakly
+            ignore.append(self._proxy_sockets)
+        check = LeakCheck(ignore=ignore, settle=LEAK_SETTLE_S)
+        check.start()
+        return check
+
+    def _run_workload(self, ctx: WorkloadContext) -> _WorkloadOutcome:
+        workload = self.scenario.workload or BUILTIN[self.spec.client.workload]
+        outcome = _WorkloadOutcome()
+
+        def target() -> None:
+            try:
+                workload(ctx)
+            except BaseException as exc:  # reported as the scenario's error below
+                outcome.error = exc
+            finally:
+                outcome.elapsed = ctx.now()
+                self.control.close()  # this thread's keep-alive connection, if a step used it
+                outcome.finished.set()
+
+        thread = threading.Thread(target=target, name="chaosnet-workload", daemon=True)
+        thread.start()
+        try:
+            finished = outcome.finished.wait(self.spec.timeout)
+        except BaseException:
+            self.stop.set()  # Ctrl-C: let the workload see it; the teardown cuts the rest
+            raise
+        if not finished:
+            self.stop.set()
+            outcome.error = TimeoutError(
+                f"the workload did not finish within the scenario timeout ({self.spec.timeout:g}s)"
+            )
+            outcome.elapsed = ctx.now()
+        thread.join(WORKLOAD_GRACE_S)
+        return outcome
+
+    def _check_it_ran_as_written(
+        self, stage: Stage, outcome: _WorkloadOutcome, timeline: Timeline
+    ) -> None:
+        """The experiment did not happen as written: an error, not a failed expectation."""
+        if timeline.error is not None:
+            raise ChaosnetError(timeline.error)
+        if outcome.error is not None:
+            raise ChaosnetError(self._workload_error(outcome.error))
+        for server in stage.servers.values():
+            server.check_alive()
+        errors = self.take_backend_errors()
+        if errors:
+            raise ChaosnetError(
+                "the proxy server failed while the scenario ran: "
+                + "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+            )
+
+    def _workload_error(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError | ChaosnetError):
+            return str(exc)
+        where = self.spec.client.workload
+        lines = traceback.format_exception(exc, limit=-TRACEBACK_FRAMES)
+        return f"the workload {where} raised {type(exc).__name__}: {exc}\n" + "".join(lines)
+
+    # -- observations ---------------------------------------------------------------------
+
+    def _drain(self, stage: Stage) -> None:
+        """Let the proxies notice the client's closes, so the check sees settled sockets."""
+        if CONNECTION_LOG not in self.control.extensions:
+            return
+        for proxy in stage.proxies.values():
+            with suppress(ChaosnetError):
+                proxy.wait_connections(open=0, timeout=DRAIN_TIMEOUT_S)
+
+    def _kv_writes(self, stage: Stage) -> list[WriteRecord]:
+        names = {self.spec.proxies[e].server for e in self.spec.client.endpoints}
+        for name in names:
+            server = self.spec.servers.get(name or "")
+            if isinstance(server, BuiltinServer) and server.builtin == "kv" and name:
+                with KVClient(
+                    stage.servers[name].address, retry=RetryPolicy(attempts=3), timeout=5.0
+                ) as client:
+                    return client.writes()
+        return []
+
+    def _connection_logs(self, stage: Stage) -> dict[str, ConnectionLog]:
+        logs: dict[str, ConnectionLog] = {}
+        for name, counts in (self.spec.expect.connections or {}).items():
+            proxy = stage.proxies[name]
+            if counts.open is not None:
+                with suppress(ChaosnetError):
+                    proxy.wait_connections(open=counts.open, timeout=DRAIN_TIMEOUT_S)
+            logs[name] = proxy.connections
+        return logs
+
+
+def run_scenario(
+    scenario: LoadedScenario,
+    control: ControlClient,
+    *,
+    seed: int,
+    backend: str,
+    listener: Listener,
+    take_backend_errors: Callable[[], list[BaseException]] = list,
+    in_process_proxy: bool = False,
+) -> ScenarioResult:
+    return ScenarioRun(
+        scenario,
+        control,
+        seed=seed,
+        backend=backend,
+        listener=listener,
+        take_backend_errors=take_backend_errors,
+        in_process_proxy=in_process_proxy,
+    ).run()

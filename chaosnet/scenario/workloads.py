@@ -1,0 +1,341 @@
+"""Client workloads: what a scenario's client does, and how each request is recorded.
+
+A workload is a function of a :class:`WorkloadContext`. It iterates
+``ctx.schedule()``, which paces requests at the scenario's rate, fires the
+steps due after a count of requests, and stops early when the run is stopped;
+each item is a :class:`Request` to use as a context manager::
+
+    def my_workload(ctx: WorkloadContext) -> None:
+        with FramedClient(ctx.endpoints, retry=ctx.retry, timeout=ctx.timeout) as client:
+            for req in ctx.schedule():
+                with req:                       # an exception marks it failed, and is kept
+                    before = client.attempts
+                    try:
+                        reply = client.request(req.payload)
+                    finally:
+                        req.attempts = client.attempts - before
+                    req.answer(reply, expected=req.payload)
+
+The three builtin workloads (``framed``, ``kv``, ``stream``) are written
+exactly so, with chaosnet's own primitives. A user callable gets the same
+context: the proxy addresses, a retry policy built from the file, a seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from chaosnet.connection import FramedClient, connect
+from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
+from chaosnet.kv import Ack, Failure, KVProtocolError, Put, decode_response, encode_request
+from chaosnet.retry import Endpoint, RetryError, RetryPolicy
+from chaosnet.scenario.model import Client
+
+STREAM_CHUNK = 64 * 1024
+
+
+@dataclass
+class RequestRecord:
+    """What happened to one request: when, how many attempts, and how it ended."""
+
+    index: int
+    started: float  # seconds since the workload started
+    ended: float = 0.0
+    attempts: int = 1
+    ok: bool = False
+    error: str | None = None  # exception class name
+    error_chain: tuple[str, ...] = ()  # its class and base class names, for matching
+    message: str | None = None
+    endpoint: str | None = None
+    key: str | None = None  # kv workloads: the key written
+
+    @property
+    def latency(self) -> float:
+        return self.ended - self.started
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok
+
+
+class WrongAnswer(Exception):
+    """The server answered, but not what the request expected."""
+
+
+class TransferIncomplete(ConnectionError):
+    """A stream transfer ended before every byte came back. Transient."""
+
+    transient = True
+
+
+def _error_names(exc: BaseException) -> tuple[str, ...]:
+    names = [cls.__name__ for cls in type(exc).__mro__ if issubclass(cls, BaseException)]
+    if isinstance(exc, RetryError) and exc.last_error is not None:
+        names += _error_names(exc.last_error)
+    return tuple(names)
+
+
+class Request:
+    """One request of a workload; ``with req:`` records its outcome."""
+
+    def __init__(self, ctx: WorkloadContext, index: int) -> None:
+        self.ctx = ctx
+        self.index = index
+        self.attempts = 1
+        self.endpoint: Endpoint | None = None
+        self.record = RequestRecord(index=index, started=ctx.now())
+        self._answered = False
+        self._wrong: str | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """This request's payload: ``client.payload`` bytes, the same for the same seed."""
+        rng = random.Random(f"{self.ctx.seed}:payload:{self.index}")
+        return rng.randbytes(self.ctx.payload_size)
+
+    @property
+    def key(self) -> str:
+        """The kv key of this request: one key per logical write."""
+        return f"{self.ctx.scenario}/{self.index}"
+
+    @property
+    def value(self) -> str:
+        return f"value-{self.index}"
+
+    def answer(self, reply: Any, expected: Any) -> None:
+        """Record the reply; a reply that differs from ``expected`` fails the request."""
+        self._answered = True
+        if reply != expected:
+            self._wrong = f"expected {_short(expected)}, got {_short(reply)}"
+
+    def __enter__(self) -> Request:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        record = self.record
+        record.ended = self.ctx.now()
+        record.attempts = self.attempts
+        record.endpoint = f"{self.endpoint[0]}:{self.endpoint[1]}" if self.endpoint else None
+        record.key = self.key
+        if exc is None and self._wrong is not None:
+            exc = WrongAnswer(self._wrong)
+        if exc is None:
+            record.ok = True
+        elif isinstance(exc, Exception):
+            record.error = type(exc).__name__
+            record.error_chain = _error_names(exc)
+            record.message = _first_line(exc)
+            if isinstance(exc, RetryError) and exc.last_error is not None:
+                last = exc.last_error
+                record.message += f"; last error: {type(last).__name__}: {_first_line(last)}"
+        self.ctx.finished(record)
+        return isinstance(exc, Exception)  # keep going; Ctrl-C and the like pass through
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}... ({len(value)} bytes)"
+
+
+@dataclass
+class WorkloadContext:
+    """Everything a workload gets. ``retry`` is None when the file asks for no retry."""
+
+    scenario: str
+    endpoints: list[Endpoint]
+    proxies: dict[str, Endpoint]
+    servers: dict[str, Endpoint]
+    retry: RetryPolicy | None
+    seed: int
+    count: int
+    rate: float | None
+    payload_size: int
+    timeout: float
+    idempotent: bool
+    max_frame_size: int
+    options: dict[str, Any]
+    on_request_done: Callable[[RequestRecord], None]
+    before_request: Callable[[int], None]
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    records: list[RequestRecord] = field(default_factory=list)
+    origin: float = field(default_factory=time.monotonic)
+    rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(f"{self.seed}:workload")  # for a callable's own choices
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy, or a single attempt when the file asks for none."""
+        return self.retry or RetryPolicy(attempts=1, seed=self.seed)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_event.is_set()
+
+    def now(self) -> float:
+        return time.monotonic() - self.origin
+
+    def finished(self, record: RequestRecord) -> None:
+        self.records.append(record)
+        self.on_request_done(record)
+
+    def schedule(self) -> Iterator[Request]:
+        """``count`` requests, paced at ``rate``; steps due after N requests fire in between."""
+        for index in range(self.count):
+            self.before_request(index)
+            if self.rate is not None and not self._wait_until(index / self.rate):
+                return
+            if self.stopped:
+                return
+            yield Request(self, index)
+
+    def _wait_until(self, offset: float) -> bool:
+        """Wait until ``offset`` seconds after the start; False when the run is stopped."""
+        delay = offset - self.now()
+        if delay > 0:
+            return not self.stop_event.wait(delay)
+        return not self.stopped
+
+
+Workload = Callable[[WorkloadContext], object]
+
+
+def retry_policy(client: Client, seed: int) -> RetryPolicy | None:
+    """The file's retry policy with its jitter seeded, or None for no retry."""
+    spec = client.retry
+    if spec is None:
+        return None
+    return RetryPolicy(
+        attempts=spec.attempts,
+        deadline=spec.deadline,
+        backoff=spec.backoff,
+        initial=spec.initial,
+        cap=spec.cap,
+        multiplier=spec.multiplier,
+        seed=seed,
+    )
+
+
+# -- builtin workloads ------------------------------------------------------------------
+
+
+def framed(ctx: WorkloadContext) -> None:
+    """Framed request/response through ``FramedClient``; the reply must equal the request."""
+    with FramedClient(
+        ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout, max_frame_size=ctx.max_frame_size
+    ) as client:
+        for req in ctx.schedule():
+            with req:
+                before = client.attempts
+                try:
+                    reply = client.request(req.payload, idempotent=ctx.idempotent)
+                finally:
+                    req.attempts = client.attempts - before
+                    req.endpoint = client.endpoint
+                req.answer(reply, expected=req.payload)
+
+
+def kv(ctx: WorkloadContext) -> None:
+    """kv puts, one key per request, each with its own request id (kept across resends)."""
+    with FramedClient(
+        ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout, max_frame_size=ctx.max_frame_size
+    ) as client:
+        for req in ctx.schedule():
+            with req:
+                put = Put(req.key, req.value, request_id=f"{ctx.seed}-{req.index}")
+                before = client.attempts
+                try:
+                    reply = client.request(encode_request(put), idempotent=ctx.idempotent)
+                finally:
+                    req.attempts = client.attempts - before
+                    req.endpoint = client.endpoint
+                response = decode_response(reply)
+                if isinstance(response, Failure):
+                    raise KVProtocolError(f"kv server rejected the put: {response.message}")
+                req.answer(type(response), expected=Ack)
+
+
+def stream(ctx: WorkloadContext) -> None:
+    """Bulk transfers through a raw echo server: send ``payload`` bytes, read them all back."""
+    connect_once = RetryPolicy(attempts=len(ctx.endpoints), backoff="constant", initial=0)
+    for req in ctx.schedule():
+        with req:
+            data = req.payload
+            req.attempts = 0
+            for attempt in ctx.policy.retrying(f"transfer {req.index}"):
+                with attempt:
+                    req.attempts += 1
+                    with connect(ctx.endpoints, connect_once, ctx.timeout) as sock:
+                        req.endpoint = sock.getpeername()[:2]
+                        echoed = _transfer(sock, data, ctx.timeout)
+            req.answer(echoed, expected=data)
+
+
+def _transfer(sock: socket.socket, data: bytes, timeout: float) -> bytes:
+    """Send ``data`` while reading the echo; once all of it is back, close in order.
+
+    Sending and receiving interleave, so a large transfer cannot deadlock on
+    full buffers. The client half-closes only after the whole echo arrived
+    (Toxiproxy drops both directions at a half-close), then reads to the
+    server's close, so a delayed close (``slow_close``) is part of the transfer.
+    ``timeout`` bounds each wait for progress.
+    """
+    sock.setblocking(False)
+    received = bytearray()
+    view = memoryview(data)
+    sent = 0
+    closing = False
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while True:
+            if not selector.select(timeout):
+                raise TimeoutError(
+                    f"no progress for {timeout:g}s ({sent} bytes sent, {len(received)} back)"
+                )
+            if sent < len(data):
+                with contextlib.suppress(BlockingIOError):
+                    sent += sock.send(view[sent : sent + STREAM_CHUNK])
+                if sent == len(data):
+                    selector.modify(sock, selectors.EVENT_READ)
+            try:
+                chunk = sock.recv(STREAM_CHUNK)
+            except BlockingIOError:
+                continue
+            if chunk:
+                received += chunk
+            elif len(received) < len(data):
+                raise TransferIncomplete(
+                    f"the connection ended after {len(received)} of {len(data)} bytes"
+                )
+            else:
+                return bytes(received)  # the server's close: the transfer is over
+            if len(received) >= len(data) and not closing:
+                sock.shutdown(socket.SHUT_WR)
+                closing = True
+
+
+BUILTIN: dict[str, Workload] = {"framed": framed, "kv": kv, "stream": stream}
+
+
+def default_max_frame_size(client: Client) -> int:
+    return client.max_frame_size or DEFAULT_MAX_FRAME_SIZE

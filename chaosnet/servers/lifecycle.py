@@ -1,0 +1,59 @@
+"""``RealServer``: what every real server chaosnet manages offers, a process or a container.
+
+``ServerProcess`` and ``ContainerServer`` both satisfy it, so the pytest plugin's
+failure reports and a scenario's timeline (stop, kill, pause, restart) hold a
+``RealServer`` and never ask which kind it is.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Self
+
+from chaosnet.leaks import Resource
+from chaosnet.servers.readiness import Address
+
+
+class RealServer(Protocol):
+    name: str
+
+    @property
+    def address(self) -> Address: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def crashed(self) -> bool: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def start(self) -> Self: ...
+
+    def stop(self, grace: float | None = None) -> int | None: ...
+
+    def kill(self) -> int | None: ...
+
+    def restart(self, grace: float | None = None) -> Self: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def wait(self, timeout: float) -> int | None: ...
+
+    def check_alive(self) -> None: ...
+
+    def log_position(self) -> int: ...
+
+    def log_text(self, since: int = 0) -> str: ...
+
+    def log_tail(self, lines: int = ...) -> str: ...
+
+    def exempts(self, resource: Resource) -> bool: ...
