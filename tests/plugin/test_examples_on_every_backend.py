@@ -39,9 +39,12 @@ def test_examples_pass_on_the_real_toxiproxy(
 
 
 def test_examples_pass_on_toxiproxy_in_docker(
-    pytester: pytest.Pytester, toxiproxy_image: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    toxiproxy_image: str,
+    servers_image: str,
 ) -> None:
-    expected = copy_examples(pytester)
+    expected = copy_examples(pytester, monkeypatch)
     result = pytester.runpytest_subprocess(
         "--chaosnet-backend=docker", f"--chaosnet-docker-image={toxiproxy_image}"
     )
