@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chaosnet.servers.builtin import BUILTIN_KINDS, builtin_server, start_builtin
+    from chaosnet.servers.container import ContainerServer, ImageMissing, PortInUse
     from chaosnet.servers.errors import (
         ServerCrashed,
         ServerError,
         ServerExitedEarly,
         ServerNotReady,
     )
+    from chaosnet.servers.lifecycle import RealServer
+    from chaosnet.servers.ownership import reap_orphans
     from chaosnet.servers.process import ArgvSpec, ServerProcess
     from chaosnet.servers.readiness import (
         Address,
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "chaosnet.servers.builtin": ("BUILTIN_KINDS", "builtin_server", "start_builtin"),
+    "chaosnet.servers.container": ("ContainerServer", "ImageMissing", "PortInUse"),
+    "chaosnet.servers.lifecycle": ("RealServer",),
+    "chaosnet.servers.ownership": ("reap_orphans",),
     "chaosnet.servers.errors": (
         "ServerCrashed",
         "ServerError",
@@ -56,17 +62,22 @@ __all__ = [
     "BUILTIN_KINDS",
     "Address",
     "ArgvSpec",
+    "ContainerServer",
     "HttpOk",
+    "ImageMissing",
     "Listening",
     "LogLine",
     "PortAccepts",
+    "PortInUse",
     "ReadinessCheck",
+    "RealServer",
     "ServerCrashed",
     "ServerError",
     "ServerExitedEarly",
     "ServerNotReady",
     "ServerProcess",
     "builtin_server",
+    "reap_orphans",
     "start_builtin",
 ]
 

@@ -57,10 +57,10 @@ from chaosnet.servers.process import (
     LOG_TAIL_LINES,
     RESTART_ATTEMPTS,
     ArgvSpec,
-    _checks,
-    _describe_exit,
-    _new_log_path,
-    _validate_checks,
+    describe_exit,
+    new_log_path,
+    normalize_checks,
+    validate_checks,
 )
 from chaosnet.servers.readiness import Address, Listening, ReadinessCheck, ReadinessContext
 
@@ -158,8 +158,8 @@ class ContainerServer:
         self._command_spec = command
         self._command = self._command_for(address[1] if address else 0)
         self._address = address
-        self._ready = _checks(ready)
-        _validate_checks(self._ready, address, self.name)
+        self._ready = normalize_checks(ready)
+        validate_checks(self._ready, address, self.name)
         self._env = {str(k): str(v) for k, v in (env or {}).items()}
         self._entrypoint = list(entrypoint) if entrypoint is not None else None
         self._volumes = [
@@ -230,7 +230,7 @@ class ContainerServer:
     @property
     def log_path(self) -> Path:
         if self._log_path is None:
-            self._log_path = _new_log_path(self.name)
+            self._log_path = new_log_path(self.name)
         return self._log_path
 
     # ----------------------------------------------------------------- lifecycle
@@ -331,7 +331,7 @@ class ContainerServer:
         if self._vanished:
             what = "was removed outside chaosnet"
         else:
-            what = _describe_exit(self._exit) if self._exit is not None else "stopped"
+            what = describe_exit(self._exit) if self._exit is not None else "stopped"
         raise ServerCrashed(
             f"container {self.name!r} (image {self.image}) {what} unexpectedly",
             name=self.name,
@@ -501,7 +501,7 @@ class ContainerServer:
             return
         code = self._exit if self._exit is not None else -1
         raise ServerExitedEarly(
-            f"container {self.name!r} {_describe_exit(code)} before it was ready "
+            f"container {self.name!r} {describe_exit(code)} before it was ready "
             f"(waiting for {waiting_for}); {self._describe_command()}",
             name=self.name,
             returncode=code,

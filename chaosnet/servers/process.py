@@ -88,8 +88,8 @@ class ServerProcess:
             raise ValueError("ServerProcess needs a non-empty argv")
         self.name = name or Path(first[0]).name
         self._address = address
-        self._ready = _checks(ready)
-        _validate_checks(self._ready, address, self.name)
+        self._ready = normalize_checks(ready)
+        validate_checks(self._ready, address, self.name)
         self._env = _environment(env, inherit_env)
         self._cwd = Path(cwd) if cwd is not None else None
         self.ready_timeout = ready_timeout
@@ -143,7 +143,7 @@ class ServerProcess:
     @property
     def log_path(self) -> Path:
         if self._log_path is None:
-            self._log_path = _new_log_path(self.name)
+            self._log_path = new_log_path(self.name)
         return self._log_path
 
     # ----------------------------------------------------------------- lifecycle
@@ -232,7 +232,7 @@ class ServerProcess:
             code = self.returncode
             assert code is not None
             raise ServerCrashed(
-                f"server {self.name!r} (pid {self.pid}) died unexpectedly: {_describe_exit(code)}",
+                f"server {self.name!r} (pid {self.pid}) died unexpectedly: {describe_exit(code)}",
                 name=self.name,
                 returncode=code,
                 log_tail=self.log_tail(),
@@ -344,7 +344,7 @@ class ServerProcess:
         code = self._popen.poll()
         if code is not None:
             raise ServerExitedEarly(
-                f"server {self.name!r} {_describe_exit(code)} before it was ready "
+                f"server {self.name!r} {describe_exit(code)} before it was ready "
                 f"(waiting for {waiting_for}); command: {shlex.join(self._argv)}",
                 name=self.name,
                 returncode=code,
@@ -396,7 +396,9 @@ class ServerProcess:
             log.write(f"[chaosnet {stamp}] {self.name}: {event}\n".encode())
 
 
-def _checks(ready: ReadinessCheck | Sequence[ReadinessCheck] | None) -> tuple[ReadinessCheck, ...]:
+def normalize_checks(
+    ready: ReadinessCheck | Sequence[ReadinessCheck] | None,
+) -> tuple[ReadinessCheck, ...]:
     if ready is None:
         return (PortAccepts(),)
     if isinstance(ready, PortAccepts | LogLine | HttpOk | Listening):
@@ -404,7 +406,7 @@ def _checks(ready: ReadinessCheck | Sequence[ReadinessCheck] | None) -> tuple[Re
     return tuple(ready)
 
 
-def _validate_checks(checks: Sequence[ReadinessCheck], address: Address | None, name: str) -> None:
+def validate_checks(checks: Sequence[ReadinessCheck], address: Address | None, name: str) -> None:
     """Refuse, before starting anything, checks that could never learn the address they need."""
     known = address is not None
     for check in checks:
@@ -429,7 +431,7 @@ def _environment(env: Mapping[str, str] | None, inherit: bool) -> dict[str, str]
     return merged
 
 
-def _describe_exit(code: int) -> str:
+def describe_exit(code: int) -> str:
     if code < 0:
         try:
             return f"was killed by {signal.Signals(-code).name}"
@@ -485,7 +487,7 @@ def _wait_until(condition: Callable[[], bool], deadline: float) -> bool:
     return True
 
 
-def _new_log_path(name: str) -> Path:
+def new_log_path(name: str) -> Path:
     global _log_dir
     with _log_dir_lock:
         if _log_dir is None:
