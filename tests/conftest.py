@@ -9,7 +9,7 @@ import pytest
 from tests import toolchain
 
 # Docker fixtures (engine, locally built images) for every area that runs containers.
-pytest_plugins = ["tests.docker.fixtures"]
+from tests.docker.fixtures import docker_engine, servers_image, toxiproxy_image  # noqa: F401
 
 
 @pytest.fixture(scope="session")
