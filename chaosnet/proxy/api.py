@@ -1,0 +1,180 @@
+"""The control API: Toxiproxy v2.12's HTTP API plus chaosnet's extensions, on aiohttp.
+
+Endpoints (as Toxiproxy): ``GET /version``; ``GET``/``POST /proxies``;
+``POST /populate``; ``POST /reset``; ``GET``/``POST``/``PATCH``/``DELETE
+/proxies/{name}``; ``GET``/``POST /proxies/{name}/toxics``;
+``GET``/``POST``/``PATCH``/``DELETE /proxies/{name}/toxics/{toxic}``.
+Extension: ``GET /proxies/{name}/connections`` (see ``connlog.py``), and
+``/version`` carries ``"chaosnet": {"version", "extensions", "seed"}`` so a client
+can tell chaosnet from Toxiproxy.
+
+Every error is JSON ``{"error": "...", "status": N}`` -- also 403 (a browser's
+``User-Agent: Mozilla/...``, refused as Toxiproxy does against cross-site
+requests), 404 for unknown paths, 405 and 413 (bodies over 1 MiB), where
+Toxiproxy answers in plain text. An unexpected exception becomes a 500 and is
+reported to the engine's error list; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+import chaosnet
+from chaosnet.proxy import bodies
+from chaosnet.proxy.engine import Engine, PopulateError
+from chaosnet.proxy.errors import TOO_LARGE, ApiError
+from chaosnet.proxy.toxics import EXTENSION_TYPES
+
+TOXIPROXY_API_VERSION = "2.12.0"
+MAX_BODY = 1 << 20
+FORBIDDEN = 403
+INTERNAL_ERROR = 500
+#: Extension features announced in /version (toxic types, toxic fields, endpoints).
+EXTENSIONS = (*EXTENSION_TYPES, "skip_connections", "max_connections", "seed", "connections")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, content_type="application/json"
+    )
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return json_response({"error": message, "status": status}, status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.headers.get("User-Agent", "").startswith("Mozilla/"):
+        return error_response(FORBIDDEN, "User agent not allowed")
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(TOO_LARGE, f"request body larger than {MAX_BODY} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except Exception as exc:
+        request.app[ENGINE].report(exc)
+        return error_response(INTERNAL_ERROR, f"internal error: {exc!r}")
+
+
+async def read_json(request: web.Request) -> Any:
+    return bodies.parse_json(await request.read())
+
+
+class Handlers:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "version": TOXIPROXY_API_VERSION,
+                "chaosnet": {
+                    "version": chaosnet.__version__,
+                    "extensions": list(EXTENSIONS),
+                    "seed": self.engine.seed,
+                },
+            }
+        )
+
+    async def proxies(self, request: web.Request) -> web.Response:
+        return json_response({name: p.to_json() for name, p in self.engine.proxies.items()})
+
+    async def create_proxy(self, request: web.Request) -> web.Response:
+        config = bodies.proxy_config(await read_json(request))
+        proxy = await self.engine.create(config)
+        return json_response(proxy.to_json(), 201)
+
+    async def populate(self, request: web.Request) -> web.Response:
+        configs = bodies.populate_configs(await read_json(request))
+        try:
+            done = await self.engine.populate(configs)
+        except PopulateError as exc:
+            body = {**exc.to_json(), "proxies": [p.to_json() for p in exc.done]}
+            return json_response(body, exc.status)
+        return json_response({"proxies": [p.to_json() for p in done]}, 201)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        await self.engine.reset()
+        return no_content()
+
+    async def show_proxy(self, request: web.Request) -> web.Response:
+        return json_response(self.engine.get(request.match_info["proxy"]).to_json())
+
+    async def update_proxy(self, request: web.Request) -> web.Response:
+        proxy = self.engine.get(request.match_info["proxy"])
+        listen, upstream, enabled = bodies.proxy_update(await read_json(request))
+        await proxy.update(listen, upstream, enabled)
+        return json_response(proxy.to_json())
+
+    async def delete_proxy(self, request: web.Request) -> web.Response:
+        await self.engine.delete(request.match_info["proxy"])
+        return no_content()
+
+    async def toxics(self, request: web.Request) -> web.Response:
+        return json_response(self.engine.get(request.match_info["proxy"]).toxics_json())
+
+    async def create_toxic(self, request: web.Request) -> web.Response:
+        proxy = self.engine.get(request.match_info["proxy"])
+        spec = bodies.new_toxic(await read_json(request))
+        await proxy.add_toxic(spec)
+        return json_response(spec.to_json())
+
+    async def show_toxic(self, request: web.Request) -> web.Response:
+        proxy = self.engine.get(request.match_info["proxy"])
+        return json_response(proxy.get_toxic(request.match_info["toxic"]).to_json())
+
+    async def update_toxic(self, request: web.Request) -> web.Response:
+        proxy = self.engine.get(request.match_info["proxy"])
+        spec = proxy.get_toxic(request.match_info["toxic"])
+        bodies.apply_toxic_update(spec, await read_json(request))
+        await proxy.toxic_changed(spec)
+        return json_response(spec.to_json())
+
+    async def delete_toxic(self, request: web.Request) -> web.Response:
+        proxy = self.engine.get(request.match_info["proxy"])
+        await proxy.remove_toxic(request.match_info["toxic"])
+        return no_content()
+
+    async def connections(self, request: web.Request) -> web.Response:
+        return json_response(self.engine.get(request.match_info["proxy"]).log.to_json())
+
+
+def build_app(engine: Engine) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+    app[ENGINE] = engine
+    h = Handlers(engine)
+    proxy, toxic = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
+    app.router.add_get("/version", h.version)
+    app.router.add_get("/proxies", h.proxies)
+    app.router.add_post("/proxies", h.create_proxy)
+    app.router.add_post("/populate", h.populate)
+    app.router.add_post("/reset", h.reset)
+    app.router.add_get(proxy, h.show_proxy)
+    app.router.add_post(proxy, h.update_proxy)
+    app.router.add_patch(proxy, h.update_proxy)
+    app.router.add_delete(proxy, h.delete_proxy)
+    app.router.add_get(proxy + "/connections", h.connections)
+    app.router.add_get(proxy + "/toxics", h.toxics)
+    app.router.add_post(proxy + "/toxics", h.create_toxic)
+    app.router.add_get(toxic, h.show_toxic)
+    app.router.add_post(toxic, h.update_toxic)
+    app.router.add_patch(toxic, h.update_toxic)
+    app.router.add_delete(toxic, h.delete_toxic)
+    return app

@@ -1,0 +1,239 @@
+"""Request bodies of the control API, parsed and validated; every failure is a 400 naming the field.
+
+Toxiproxy (Go) ignores unknown fields and accepts any number for ``toxicity``;
+chaosnet rejects unknown toxic fields and attributes, out-of-range values and
+wrong types, so a typo fails loudly instead of silently doing nothing. Proxy
+bodies still ignore unknown fields, because Toxiproxy's own clients send the
+proxy back with its ``toxics`` list when saving it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chaosnet.proxy.addresses import parse_listen, parse_upstream
+from chaosnet.proxy.engine import ProxyConfig
+from chaosnet.proxy.errors import bad_request
+from chaosnet.proxy.seeding import MAX_SEED
+from chaosnet.proxy.toxics import REGISTRY
+from chaosnet.proxy.toxics.base import MAX_BYTES, FieldError, Toxic
+from chaosnet.proxy.toxics.spec import ToxicSpec
+
+STREAMS = ("upstream", "downstream")
+TOXIC_FIELDS = frozenset(
+    {
+        "name",
+        "type",
+        "stream",
+        "toxicity",
+        "attributes",
+        "skip_connections",
+        "max_connections",
+        "seed",
+    }
+)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise bad_request("bad request body: empty")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(f"bad request body: {exc}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def expect_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request(f"bad request body: expected a JSON object, got {_kind(body)}")
+    return body
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
+
+
+def _string(body: Mapping[str, Any], field: str, *, where: str = "") -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"bad request body: {field}{where} must be a string, got {_kind(value)}")
+    return value
+
+
+def _bool(body: Mapping[str, Any], field: str, *, where: str = "") -> bool | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise bad_request(f"bad request body: {field}{where} must be true or false, got {value!r}")
+    return value
+
+
+# -- proxies -------------------------------------------------------------------------------
+
+
+def proxy_config(body: Any, *, where: str = "") -> ProxyConfig:
+    """A create/populate entry: name and upstream required, listen and enabled optional."""
+    body = expect_object(body)
+    name = _string(body, "name", where=where)
+    if not name:
+        raise bad_request(f"missing required field: name{where}")
+    upstream = _string(body, "upstream", where=where)
+    if not upstream:
+        raise bad_request(f"missing required field: upstream{where}")
+    listen = _string(body, "listen", where=where) or ""
+    parse_listen(listen)
+    parse_upstream(upstream)
+    enabled = _bool(body, "enabled", where=where)
+    return ProxyConfig(name, listen, upstream, True if enabled is None else enabled)
+
+
+def populate_configs(body: Any) -> list[ProxyConfig]:
+    if not isinstance(body, list):
+        raise bad_request(f"bad request body: expected a JSON array of proxies, got {_kind(body)}")
+    return [proxy_config(item, where=f" at proxy {i}") for i, item in enumerate(body, 1)]
+
+
+def proxy_update(body: Any) -> tuple[str | None, str | None, bool | None]:
+    """(listen, upstream, enabled); each None when absent (keep the current value)."""
+    body = expect_object(body)
+    listen = _string(body, "listen")
+    upstream = _string(body, "upstream")
+    if listen is not None:
+        parse_listen(listen)
+    if upstream is not None:
+        parse_upstream(upstream)
+    return listen, upstream, _bool(body, "enabled")
+
+
+# -- toxics -------------------------------------------------------------------------------------
+
+
+def new_toxic(body: Any) -> ToxicSpec:
+    body = expect_object(body)
+    _reject_unknown_fields(body)
+    stream = (_string(body, "stream") or "downstream").lower()
+    if stream not in STREAMS:
+        raise bad_request("stream was invalid, can be either upstream or downstream")
+    type_name = _string(body, "type") or ""
+    cls = REGISTRY.get(type_name)
+    if cls is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise bad_request(f"invalid toxic type: {type_name!r} (known: {known})")
+    name = _string(body, "name") or f"{type_name}_{stream}"
+    defaults = {attr.name: attr.default for attr in cls.attributes}
+    attributes = _attributes(cls, body.get("attributes"), defaults)
+    skip, most, seed = _targeting(cls, body, 0, None, None)
+    return ToxicSpec(
+        name=name,
+        cls=cls,
+        stream=stream,
+        toxicity=_toxicity(body, 1.0),
+        attributes=attributes,
+        skip_connections=skip,
+        max_connections=most,
+        seed=seed,
+    )
+
+
+def apply_toxic_update(spec: ToxicSpec, body: Any) -> None:
+    """Validate a PATCH body completely, then change ``spec`` (all or nothing).
+
+    As in Toxiproxy, ``attributes`` are merged into the current ones and ``name``,
+    ``type`` and ``stream`` cannot be changed (they are ignored).
+    """
+    body = expect_object(body)
+    _reject_unknown_fields(body)
+    attributes = _attributes(spec.cls, body.get("attributes"), dict(spec.attributes))
+    toxicity = _toxicity(body, spec.toxicity)
+    skip, most, seed = _targeting(
+        spec.cls, body, spec.skip_connections, spec.max_connections, spec.seed
+    )
+    spec.attributes = attributes
+    spec.toxicity = toxicity
+    spec.skip_connections, spec.max_connections, spec.seed = skip, most, seed
+
+
+def _reject_unknown_fields(body: Mapping[str, Any]) -> None:
+    unknown = sorted(set(body) - TOXIC_FIELDS)
+    if unknown:
+        raise bad_request(
+            f"bad request body: unknown toxic field {unknown[0]!r} "
+            f"(known: {', '.join(sorted(TOXIC_FIELDS))})"
+        )
+
+
+def _attributes(cls: type[Toxic], given: Any, current: dict[str, object]) -> dict[str, object]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise bad_request(f"bad request body: attributes must be an object, got {_kind(given)}")
+    schema = {attr.name: attr for attr in cls.attributes}
+    merged = dict(current)
+    try:
+        for key, value in given.items():
+            attr = schema.get(key)
+            if attr is None:
+                known = ", ".join(schema) or "none"
+                raise FieldError(
+                    f"attributes.{key}: unknown attribute of {cls.type_name} (known: {known})"
+                )
+            merged[key] = attr.coerce(value)
+        for attr in cls.attributes:  # defaults too: slicer has no usable average_size default
+            attr.coerce(merged[attr.name])
+        cls.check(merged)
+    except FieldError as exc:
+        raise bad_request(str(exc)) from None
+    return merged
+
+
+def _toxicity(body: Mapping[str, Any], default: float) -> float:
+    value = body.get("toxicity")
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise bad_request(f"toxicity: must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _targeting(
+    cls: type[Toxic],
+    body: Mapping[str, Any],
+    skip: int,
+    most: int | None,
+    seed: int | None,
+) -> tuple[int, int | None, int | None]:
+    if "skip_connections" in body:
+        skip = _count(body["skip_connections"], "skip_connections", minimum=0) or 0
+    if "max_connections" in body:
+        most = _count(body["max_connections"], "max_connections", minimum=1)
+        if most is not None and cls.phase == "listen":
+            raise bad_request(
+                f"max_connections: not supported by {cls.type_name}: the connections it "
+                "refuses or stalls never reach the proxy, so they cannot be counted"
+            )
+    if "seed" in body:
+        seed = _count(body["seed"], "seed", minimum=0, maximum=MAX_SEED)
+    return skip, most, seed
+
+
+def _count(value: Any, field: str, *, minimum: int, maximum: int = MAX_BYTES) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise bad_request(
+            f"{field}: must be a whole number from {minimum} to {maximum}, got {value!r}"
+        )
+    return value

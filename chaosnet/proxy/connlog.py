@@ -1,0 +1,125 @@
+"""Per-proxy connection log: exact counters plus a bounded history of records.
+
+``GET /proxies/{name}/connections`` returns::
+
+    {"opened": 3, "open": 1, "history": 1000, "connections": [record, ...]}
+
+``opened`` counts every connection the proxy accepted (reset-on-accept ones too;
+the listener's own filler connections are never counted) and ``open`` those not yet
+closed; both are exact. ``connections`` holds the newest ``history`` records, oldest
+first. A record::
+
+    id                int    1, 2, 3 ... in accept order, per proxy
+    client            str    the client's "host:port"
+    opened_at         float  Unix time the proxy accepted it
+    closed_at         float  Unix time it was fully closed, null while open
+    bytes_upstream    int    bytes written to the upstream server (client -> server)
+    bytes_downstream  int    bytes written to the client (server -> client)
+    closed_by         str    who closed first: "client", "upstream", "toxic <name>",
+                             or "proxy" (disabled, deleted, changed, stopped, or an
+                             internal error); null while nobody has
+    close_kind        str    how that first close was made: "fin" (orderly) or "rst"
+                             (reset); null while nobody has closed
+    toxics            [str]  names of the toxics that applied to it (toxicity and
+                             skip/max targeting passed), in the order they applied
+    error             str    why the proxy closed it, when it was an error
+                             (e.g. the upstream refused); otherwise absent
+
+Byte counts are live for open connections. A half-close (one side sent FIN and
+the other is still sending) leaves the connection open; ``closed_by`` already
+names who sent that first FIN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_HISTORY = 1000
+
+
+class ConnectionRecord:
+    __slots__ = (
+        "bytes_counter",
+        "client",
+        "close_kind",
+        "closed_at",
+        "closed_by",
+        "error",
+        "id",
+        "opened_at",
+        "toxics",
+    )
+
+    def __init__(self, conn_id: int, client: str) -> None:
+        self.id = conn_id
+        self.client = client
+        self.opened_at = time.time()
+        self.closed_at: float | None = None
+        self.closed_by: str | None = None
+        self.close_kind: str | None = None
+        self.error: str | None = None
+        self.toxics: list[str] = []
+        # Returns (bytes_upstream, bytes_downstream); live while the link runs.
+        self.bytes_counter: Callable[[], tuple[int, int]] = _no_bytes
+
+    def first_close(self, by: str, kind: str) -> None:
+        """Remember who closed first; later closes do not overwrite it."""
+        if self.closed_by is None:
+            self.closed_by = by
+            self.close_kind = kind
+
+    def to_json(self) -> dict[str, Any]:
+        upstream, downstream = self.bytes_counter()
+        body: dict[str, Any] = {
+            "id": self.id,
+            "client": self.client,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "bytes_upstream": upstream,
+            "bytes_downstream": downstream,
+            "closed_by": self.closed_by,
+            "close_kind": self.close_kind,
+            "toxics": list(self.toxics),
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+def _no_bytes() -> tuple[int, int]:
+    return 0, 0
+
+
+class ConnectionLog:
+    def __init__(self, history: int = DEFAULT_HISTORY) -> None:
+        self.history = history
+        self.opened = 0
+        self.open = 0
+        self._records: deque[ConnectionRecord] = deque(maxlen=history)
+
+    def opening(self, client: str) -> ConnectionRecord:
+        self.opened += 1
+        self.open += 1
+        record = ConnectionRecord(self.opened, client)
+        self._records.append(record)
+        return record
+
+    def closed(self, record: ConnectionRecord, by: str, kind: str) -> None:
+        if record.closed_at is not None:
+            return
+        record.first_close(by, kind)
+        record.closed_at = time.time()
+        counts = record.bytes_counter()
+        record.bytes_counter = lambda: counts  # freeze: drop the reference to the link
+        self.open -= 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "opened": self.opened,
+            "open": self.open,
+            "history": self.history,
+            "connections": [record.to_json() for record in self._records],
+        }

@@ -1,0 +1,370 @@
+"""One direction of a proxied connection: read the source, run the toxic chain, write.
+
+The no-toxic path is the hot one. It reads into a buffer shared by the whole
+engine (``recv_into``: no allocation, no page faults) and sends straight from it;
+only an unsent remainder is copied, and reading pauses until it is written. The
+read size adapts per direction, from 64 KiB up to 1 MiB while the destination
+takes everything it is given and back down when it does not, so a bulk transfer
+gets large reads and a thousand slow readers do not each hold a megabyte.
+``os.splice`` was measured as an alternative and was slower on loopback (the
+receiver pays for page-fragment buffers), see docs/proxy.md.
+
+With toxics the direction reads 64 KiB chunks (Toxiproxy reads 32 KiB), hands
+them to the first stage, and the last stage hands them back to the direction,
+which is also the chain's sink. Flow control counts ``in_flight`` bytes -- read
+but neither written nor dropped -- and stops reading above ``HIGH_WATER`` until
+it falls to ``LOW_WATER`` (0 without toxics), so a slow reader or a long latency
+never makes the proxy buffer without bound.
+
+Every callback here is called by the event loop with nothing above it to catch
+an exception, so each one catches and hands it to the link, which records it,
+resets that one connection and reports it to the engine's error list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chaosnet.proxy import seeding
+from chaosnet.proxy.toxics.base import End, Receiver, Toxic
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop, TimerHandle
+
+    from chaosnet.proxy.link import Link
+    from chaosnet.proxy.poller import Poller
+    from chaosnet.proxy.toxics.spec import ToxicSpec
+
+FAST_READ = 1 << 20
+MIN_READ = 64 << 10
+TOXIC_READ = 64 << 10
+HIGH_WATER = 512 << 10
+LOW_WATER = 128 << 10
+MAX_IOV = 64
+
+
+class ReadBuffer:
+    """The engine's one read buffer; the loop thread consumes it before reading again."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(FAST_READ))
+        self.small = self.view[:TOXIC_READ]
+
+
+class Direction:
+    __slots__ = (
+        "buffer",
+        "deferring",
+        "dest_name",
+        "dst",
+        "forwarded",
+        "half_closed",
+        "head",
+        "in_flight",
+        "link",
+        "loop",
+        "out",
+        "paused",
+        "pending_end",
+        "poller",
+        "read_size",
+        "reading",
+        "rngs",
+        "source_name",
+        "src",
+        "src_fd",
+        "src_open",
+        "stages",
+        "stream",
+        "writing",
+    )
+
+    def __init__(
+        self,
+        link: Link,
+        src: socket.socket,
+        dst: socket.socket,
+        stream: str,
+        buffer: ReadBuffer,
+    ) -> None:
+        self.link = link
+        self.loop: AbstractEventLoop = link.loop
+        self.poller: Poller = link.poller
+        self.read_size = MIN_READ
+        self.src = src
+        self.dst = dst
+        self.src_fd = src.fileno()
+        self.stream = stream
+        self.source_name = "client" if stream == "upstream" else "upstream"
+        self.dest_name = "upstream" if stream == "upstream" else "client"
+        self.buffer = buffer
+        self.stages: list[Toxic] = []
+        self.head: Receiver = self
+        self.out: deque[bytes | memoryview] = deque()
+        self.in_flight = 0
+        self.forwarded = 0
+        self.reading = False
+        self.writing = False
+        self.paused = False
+        self.src_open = True
+        self.pending_end: End | None = None
+        self.half_closed = False
+        self.deferring = False  # queue instead of sending (set while a toxic is removed)
+        self.rngs: dict[str, random.Random] | None = None
+
+    # -- what toxics may use (the Pipe protocol) ----------------------------------
+
+    def now(self) -> float:
+        # Not loop.time(): uvloop's clock has millisecond steps, which would release a
+        # delayed chunk up to a millisecond early.
+        return time.monotonic()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        delay = max(0.0, when - time.monotonic())
+        return self.loop.call_later(delay, self.link.guarded, callback)
+
+    def dropped(self, count: int) -> None:
+        self._release(count)
+
+    def rng(self, spec: ToxicSpec) -> random.Random:
+        if self.rngs is None:
+            self.rngs = {}
+        found = self.rngs.get(spec.name)
+        if found is None:
+            link = self.link
+            found = seeding.derive(
+                spec.effective_seed(link.engine_seed),
+                link.proxy_name,
+                spec.name,
+                spec.index_of(link.seq),
+                self.stream,
+                "data",
+            )
+            self.rngs[spec.name] = found
+        return found
+
+    @property
+    def opened_at(self) -> float:
+        return self.link.opened_at
+
+    # -- the chain ----------------------------------------------------------------
+
+    def insert_stage(self, index: int, spec: ToxicSpec) -> None:
+        after: Receiver = self.stages[index] if index < len(self.stages) else self
+        stage = spec.cls(spec, self, after)
+        self.stages.insert(index, stage)
+        self._relink(index)
+
+    def find_stage(self, name: str) -> Toxic | None:
+        for stage in self.stages:
+            if stage.spec.name == name:
+                return stage
+        return None
+
+    def remove_stage(self, stage: Toxic) -> None:
+        # What the stage held is passed on now but sent by the writer in the poller's
+        # turns, so removing a toxic from many busy connections stays cheap.
+        self.deferring = True
+        try:
+            stage.on_remove()
+        finally:
+            self.deferring = False
+        if stage in self.stages:
+            index = self.stages.index(stage)
+            del self.stages[index]
+            if index == 0:
+                self.head = self.stages[0] if self.stages else self
+            else:
+                self.stages[index - 1].next = stage.next
+            self._maybe_resume()
+
+    def _relink(self, index: int) -> None:
+        if index == 0:
+            self.head = self.stages[0]
+        else:
+            self.stages[index - 1].next = self.stages[index]
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._start_reading()
+
+    def shut(self) -> None:
+        """Stop all I/O and timers; the link closes the sockets."""
+        self._stop_reading()
+        if self.writing:
+            self.writing = False
+            self.poller.clear_writer(self.dst.fileno())
+        self.out.clear()
+        for stage in self.stages:
+            stage.on_close()
+
+    def _start_reading(self) -> None:
+        if not self.reading and self.src_open and not self.paused and self.link.running:
+            self.reading = True
+            self.poller.set_reader(self.src_fd, self._on_readable)
+
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.poller.clear_reader(self.src_fd)
+
+    # -- reading --------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            self._read()
+        except Exception as exc:
+            self.link.fail(exc)
+
+    def _read(self) -> None:
+        fast = self.head is self and not self.out
+        view = self.buffer.view[: self.read_size] if fast else self.buffer.small
+        try:
+            count = self.src.recv_into(view)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.link.aborted(self.source_name, exc)
+            return
+        if count == 0:
+            self._source_eof()
+        elif fast:
+            self._forward(view, count)
+        else:
+            self.in_flight += count
+            self.head.on_data(bytes(view[:count]))
+            if self.in_flight > HIGH_WATER:
+                self._pause()
+
+    def _forward(self, view: memoryview, count: int) -> None:
+        """No toxic, nothing queued: send straight from the read buffer."""
+        try:
+            sent = self.dst.send(view[:count])
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.link.aborted(self.dest_name, exc)
+            return
+        self.forwarded += sent
+        if sent < count:
+            self.in_flight += count - sent
+            self._queue(bytes(view[sent:count]))
+            self._pause()
+            self.read_size = max(MIN_READ, self.read_size // 2)
+        elif count == self.read_size and count < FAST_READ:
+            self.read_size = count * 2
+
+    def _pause(self) -> None:
+        self.paused = True
+        self._stop_reading()
+
+    def _maybe_resume(self) -> None:
+        if self.paused and self.in_flight <= (0 if self.head is self else LOW_WATER):
+            self.paused = False
+            self._start_reading()
+
+    def _release(self, count: int) -> None:
+        self.in_flight -= count
+        if self.paused:
+            self._maybe_resume()
+
+    def _source_eof(self) -> None:
+        self.src_open = False
+        self._stop_reading()
+        self.link.record.first_close(self.source_name, "fin")
+        self.head.on_end(End("eof", self.source_name))
+
+    # -- the sink: what the last stage hands on -------------------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        if not data or not self.link.running:
+            return
+        if self.out or self.pending_end is not None or self.deferring:
+            self._queue(data)
+            return
+        try:
+            sent = self.dst.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.link.aborted(self.dest_name, exc)
+            return
+        self.forwarded += sent
+        if sent < len(data):
+            self._queue(memoryview(data)[sent:])
+        self._release(sent)
+
+    def on_end(self, end: End) -> None:
+        if not self.link.running:
+            return
+        if self.out and end.kind != "rst":
+            self.pending_end = end  # after the queued data
+            return
+        self._finish(end)
+
+    def _finish(self, end: End) -> None:
+        if end.kind == "eof":
+            self.half_closed = True
+            with contextlib.suppress(OSError):  # a peer already gone shows on the other side
+                self.dst.shutdown(socket.SHUT_WR)
+            self.link.half_closed()
+        else:
+            self.link.close(end.by, end.kind)
+
+    def _queue(self, data: bytes | memoryview) -> None:
+        self.out.append(data)
+        if not self.writing:
+            self.writing = True
+            self.poller.set_writer(self.dst.fileno(), self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            self._write()
+        except Exception as exc:
+            self.link.fail(exc)
+
+    def _write(self) -> None:
+        out = self.out
+        while out:
+            single = len(out) == 1
+            batch = [out[i] for i in range(1 if single else min(len(out), MAX_IOV))]
+            offered = sum(len(part) for part in batch)
+            try:
+                sent = self.dst.send(batch[0]) if single else self.dst.sendmsg(batch)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.link.aborted(self.dest_name, exc)
+                return
+            self.forwarded += sent
+            self._consume(sent)
+            self._release(sent)
+            if not self.link.running:
+                return
+            if sent < offered:
+                break
+        if not out and self.writing:
+            self.writing = False
+            self.poller.clear_writer(self.dst.fileno())
+            if self.pending_end is not None:
+                end, self.pending_end = self.pending_end, None
+                self._finish(end)
+
+    def _consume(self, sent: int) -> None:
+        """Drop the first ``sent`` bytes from the queue."""
+        out = self.out
+        while sent:
+            head = out[0]
+            if len(head) <= sent:
+                sent -= len(head)
+                out.popleft()
+            else:
+                out[0] = memoryview(head)[sent:]
+                sent = 0

@@ -1,0 +1,224 @@
+"""One proxied connection: the client socket, the upstream socket and two directions.
+
+Lifecycle: accepted -> connecting to the upstream (non-blocking, no task) ->
+running (both directions read) -> closed. Closing paths:
+
+- both directions half-closed (each side sent FIN and it was passed on): an
+  orderly close, recorded as closed by whoever sent the first FIN;
+- a toxic cut (``fin``: close both sockets; ``rst``: ``SO_LINGER`` 0 on both);
+- a socket error on one side (a peer's RST, mostly): the other side is reset
+  too, so a reset stays a reset through the proxy;
+- the proxy closing it (disabled, deleted, updated, server stopped): FIN;
+- an internal error (a toxic raised): recorded, reported, and the connection
+  reset -- never another connection.
+
+An upstream that cannot be reached closes the client with FIN, as Toxiproxy does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chaosnet.proxy.addresses import family_of, ip_literal
+from chaosnet.proxy.direction import Direction
+from chaosnet.proxy.toxics.spec import ToxicSpec
+
+if TYPE_CHECKING:
+    from chaosnet.proxy.connlog import ConnectionRecord
+    from chaosnet.proxy.proxy import Proxy
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_DRAIN_READS = 16
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def reset_close(sock: socket.socket) -> None:
+    """Close with a TCP RST instead of FIN."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.close()
+
+
+def orderly_close(sock: socket.socket) -> None:
+    """Close with FIN: read what is pending first, since unread data makes close() send RST."""
+    try:
+        for _ in range(_DRAIN_READS):
+            if not sock.recv(1 << 16):
+                break
+    except OSError:
+        pass
+    sock.close()
+
+
+def tune(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Link:
+    __slots__ = (
+        "client",
+        "connecting",
+        "down",
+        "engine_seed",
+        "loop",
+        "opened_at",
+        "poller",
+        "proxy",
+        "proxy_name",
+        "record",
+        "running",
+        "seq",
+        "toxics",
+        "up",
+        "upstream",
+    )
+
+    def __init__(
+        self, proxy: Proxy, client: socket.socket, seq: int, record: ConnectionRecord
+    ) -> None:
+        self.proxy = proxy
+        self.proxy_name = proxy.name
+        self.engine_seed = proxy.engine.seed
+        self.loop = proxy.engine.loop
+        self.poller = proxy.engine.poller
+        self.client = client
+        self.seq = seq
+        self.record = record
+        self.opened_at = time.monotonic()
+        self.running = True
+        self.connecting = False
+        host = proxy.upstream_address[0]
+        self.upstream = socket.socket(family_of(ip_literal(host) or "0.0.0.0"), socket.SOCK_STREAM)
+        tune(self.upstream)
+        buffer = proxy.engine.buffer
+        self.up = Direction(self, client, self.upstream, "upstream", buffer)
+        self.down = Direction(self, self.upstream, client, "downstream", buffer)
+        self.toxics: set[str] = set()
+        record.bytes_counter = self.byte_counts
+
+    def byte_counts(self) -> tuple[int, int]:
+        return self.up.forwarded, self.down.forwarded
+
+    # -- toxics -------------------------------------------------------------------
+
+    def direction(self, stream: str) -> Direction:
+        return self.up if stream == "upstream" else self.down
+
+    def apply(self, spec: ToxicSpec, index: int) -> None:
+        """Insert ``spec``'s stage at ``index`` of its direction's chain."""
+        self.toxics.add(spec.name)
+        if spec.name not in self.record.toxics:
+            self.record.toxics.append(spec.name)
+        self.direction(spec.stream).insert_stage(index, spec)
+
+    def unapply(self, spec: ToxicSpec) -> None:
+        self.toxics.discard(spec.name)
+        direction = self.direction(spec.stream)
+        stage = direction.find_stage(spec.name)
+        if stage is not None:
+            direction.remove_stage(stage)
+
+    def update(self, spec: ToxicSpec) -> None:
+        stage = self.direction(spec.stream).find_stage(spec.name)
+        if stage is not None:
+            stage.on_update()
+
+    # -- connecting -------------------------------------------------------------------
+
+    def connect(self) -> None:
+        host, port = self.proxy.upstream_address
+        if ip_literal(host) is None:
+            self.loop.create_task(self._resolve_and_connect(host, port))
+        else:
+            self._connect_to((host, port))
+
+    async def _resolve_and_connect(self, host: str, port: int) -> None:
+        try:
+            infos = await self.loop.getaddrinfo(
+                host, port, family=self.upstream.family, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            self._upstream_failed(exc)
+            return
+        if self.running:
+            self._connect_to((str(infos[0][4][0]), port))
+
+    def _connect_to(self, address: tuple[str, int]) -> None:
+        code = self.upstream.connect_ex(address)
+        if code == 0:
+            self._connected()
+        elif code in (errno.EINPROGRESS, errno.EAGAIN):
+            self.connecting = True
+            self.poller.set_writer(self.upstream.fileno(), self._on_connect_done)
+        else:
+            self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
+
+    def _on_connect_done(self) -> None:
+        try:
+            self.connecting = False
+            self.poller.clear_writer(self.upstream.fileno())
+            code = self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
+            else:
+                self._connected()
+        except Exception as exc:
+            self.fail(exc)
+
+    def _connected(self) -> None:
+        if self.running:
+            self.up.start()
+            self.down.start()
+
+    def _upstream_failed(self, exc: OSError) -> None:
+        self.record.error = f"cannot connect to upstream {self.proxy.upstream}: {exc.strerror}"
+        self.close("upstream", "fin")
+
+    # -- closing -------------------------------------------------------------------------
+
+    def half_closed(self) -> None:
+        if self.up.half_closed and self.down.half_closed:
+            self.close("client", "fin")  # the record keeps whoever sent the first FIN
+
+    def aborted(self, side: str, exc: OSError) -> None:
+        """A socket error on ``side``: reset the other side too."""
+        if exc.errno not in _RESET_ERRNOS:
+            self.record.error = f"{side} socket error: {exc}"
+        self.close(side, "rst")
+
+    def fail(self, exc: BaseException) -> None:
+        """An exception escaped the engine: record it, reset this connection only."""
+        self.record.error = f"internal error: {exc!r}"
+        self.proxy.engine.report(exc)
+        self.close("proxy", "rst")
+
+    def guarded(self, callback: Callable[[], None]) -> None:
+        """Run a timer callback of this link's toxics; an exception fails this link only."""
+        if not self.running:
+            return
+        try:
+            callback()
+        except Exception as exc:
+            self.fail(exc)
+
+    def close(self, by: str, kind: str) -> None:
+        if not self.running:
+            return
+        self.running = False
+        self.record.first_close(by, kind)
+        self.up.shut()
+        self.down.shut()
+        self.connecting = False
+        self.poller.forget(self.client.fileno())
+        self.poller.forget(self.upstream.fileno())
+        closer = reset_close if kind == "rst" else orderly_close
+        closer(self.client)
+        closer(self.upstream)
+        self.proxy.link_closed(self, by, kind)

@@ -1,0 +1,271 @@
+"""A proxy: its listen/upstream configuration, its toxics, its listener and its links.
+
+Semantics follow Toxiproxy 2.12: a new proxy is enabled unless asked otherwise;
+disabling closes the listener and every connection; enabling listens again on the
+same (resolved) address; changing ``listen`` or ``upstream`` restarts the proxy.
+Toxics are kept in the order they were added, and a new toxic goes at the end of
+its direction's chain on every live connection it applies to.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from chaosnet.proxy.addresses import (
+    format_address,
+    parse_listen,
+    parse_upstream,
+    resolve_listen_host,
+)
+from chaosnet.proxy.connlog import ConnectionLog
+from chaosnet.proxy.errors import CONFLICT, ApiError, toxic_not_found
+from chaosnet.proxy.link import Link, reset_close, tune
+from chaosnet.proxy.listener import Listener, Mode, StallFailed
+from chaosnet.proxy.toxics.spec import ToxicSpec
+
+if TYPE_CHECKING:
+    from chaosnet.proxy.engine import Engine
+
+STREAMS = ("upstream", "downstream")
+INTERNAL_ERROR = 500
+
+
+class Proxy:
+    def __init__(self, engine: Engine, name: str, listen: str, upstream: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.listen = normalise_listen(listen)
+        self.upstream = upstream
+        self.upstream_address = parse_upstream(upstream)
+        self.enabled = False
+        self.toxics: dict[str, ToxicSpec] = {}
+        self.links: set[Link] = set()
+        self.log = ConnectionLog(engine.history)
+        self.accepted = 0
+        self.listener: Listener | None = None
+
+    # -- JSON ------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": self.toxics_json(),
+        }
+
+    def toxics_json(self) -> list[dict[str, Any]]:
+        """Upstream toxics first, then downstream, each in the order added (as Toxiproxy)."""
+        return [
+            spec.to_json()
+            for stream in STREAMS
+            for spec in self.toxics.values()
+            if spec.stream == stream
+        ]
+
+    # -- start / stop / update ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.enabled:
+            return
+        host, port = parse_listen(self.listen)
+        listener = Listener(self.engine.loop, self.on_accept)
+        try:
+            bound = listener.open(host, port)
+        except OSError as exc:
+            raise ApiError(
+                CONFLICT, f"listen: cannot listen on {self.listen}: {exc.strerror or exc}"
+            ) from None
+        self.listener = listener
+        self.listen = format_address(*bound)
+        self.enabled = True
+        await self._sync_listener()
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        self.enabled = False
+        for link in list(self.links):
+            link.close("proxy", "fin")
+
+    async def update(self, listen: str | None, upstream: str | None, enabled: bool | None) -> None:
+        new_listen = self.listen if listen is None else normalise_listen(listen)
+        new_upstream = self.upstream if upstream is None else upstream
+        new_address = parse_upstream(new_upstream)
+        if new_listen != self.listen or new_upstream != self.upstream:
+            was_enabled = self.enabled
+            self.stop()
+            self.listen, self.upstream, self.upstream_address = (
+                new_listen,
+                new_upstream,
+                new_address,
+            )
+            await self._set_enabled(was_enabled if enabled is None else enabled)
+        elif enabled is not None:
+            await self._set_enabled(enabled)
+
+    async def _set_enabled(self, enabled: bool) -> None:
+        if enabled:
+            await self.start()
+        else:
+            self.stop()
+
+    def differs(self, listen: str, upstream: str) -> bool:
+        return normalise_listen(listen) != self.listen or upstream != self.upstream
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def on_accept(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        seq = self.accepted
+        self.accepted += 1
+        record = self.log.opening(format_address(*address))
+        link: Link | None = None
+        try:
+            tune(sock)
+            if self._reset_on_accept(sock, seq, record.toxics):
+                self.log.closed(record, f"toxic {record.toxics[-1]}", "rst")
+            else:
+                link = Link(self, sock, seq, record)
+                self.links.add(link)
+                self._apply_toxics(link)
+                link.connect()
+        except OSError as exc:  # out of descriptors, mostly: only this client suffers
+            record.error = f"proxy could not open the upstream socket: {exc}"
+            if link is not None:
+                link.close("proxy", "rst")
+            else:
+                reset_close(sock)
+                self.log.closed(record, "proxy", "rst")
+        if self._listen_phase_toxics():
+            self.engine.loop.create_task(self._sync_listener_reporting())
+
+    def _reset_on_accept(self, sock: socket.socket, seq: int, applied: list[str]) -> bool:
+        for spec in self.toxics.values():
+            if spec.cls.phase == "accept" and spec.applies(seq, self.engine.seed, self.name):
+                applied.append(spec.name)
+                reset_close(sock)
+                return True
+        return False
+
+    def _apply_toxics(self, link: Link) -> None:
+        counts = dict.fromkeys(STREAMS, 0)
+        for spec in self.toxics.values():
+            if spec.cls.phase == "stream" and spec.applies(link.seq, self.engine.seed, self.name):
+                link.apply(spec, counts[spec.stream])
+                counts[spec.stream] += 1
+
+    def link_closed(self, link: Link, by: str, kind: str) -> None:
+        self.links.discard(link)
+        self.log.closed(link.record, by, kind)
+
+    # -- toxics ------------------------------------------------------------
+
+    def get_toxic(self, name: str) -> ToxicSpec:
+        spec = self.toxics.get(name)
+        if spec is None:
+            raise toxic_not_found(name)
+        return spec
+
+    async def add_toxic(self, spec: ToxicSpec) -> None:
+        if spec.name in self.toxics:
+            raise ApiError(CONFLICT, f"toxic already exists: {spec.name}")
+        spec.first_seq = self.accepted
+        self.toxics[spec.name] = spec
+        if spec.cls.phase == "stream":
+            for link in list(self.links):
+                if spec.applies(link.seq, self.engine.seed, self.name):
+                    link.apply(spec, len(link.direction(spec.stream).stages))
+        elif spec.cls.phase == "listen":
+            await self._sync_listener_or_undo(spec)
+
+    async def toxic_changed(self, spec: ToxicSpec) -> None:
+        """Re-apply an updated toxic: live connections see the new values at once."""
+        if spec.cls.phase == "stream":
+            for link in list(self.links):
+                self._reconcile(link, spec)
+        elif spec.cls.phase == "listen":
+            await self._sync_listener()
+
+    def _reconcile(self, link: Link, spec: ToxicSpec) -> None:
+        wanted = spec.applies(link.seq, self.engine.seed, self.name)
+        if wanted and spec.name not in link.toxics:
+            link.apply(spec, self._chain_position(link, spec))
+        elif not wanted and spec.name in link.toxics:
+            link.unapply(spec)
+        elif wanted:
+            link.update(spec)
+
+    def _chain_position(self, link: Link, spec: ToxicSpec) -> int:
+        order = list(self.toxics)
+        rank = order.index(spec.name)
+        stages = link.direction(spec.stream).stages
+        return sum(1 for stage in stages if order.index(stage.spec.name) < rank)
+
+    async def remove_toxic(self, name: str) -> None:
+        spec = self.get_toxic(name)
+        del self.toxics[name]
+        if spec.cls.phase == "stream":
+            for link in list(self.links):
+                if name in link.toxics:
+                    link.unapply(spec)
+        elif spec.cls.phase == "listen":
+            await self._sync_listener()
+
+    async def reset_toxics(self) -> None:
+        for name in list(self.toxics):
+            await self.remove_toxic(name)
+
+    # -- connect-phase toxics --------------------------------------------------
+
+    def _listen_phase_toxics(self) -> list[ToxicSpec]:
+        return [spec for spec in self.toxics.values() if spec.cls.phase == "listen"]
+
+    def _desired_mode(self) -> Mode:
+        active = {
+            spec.type_name
+            for spec in self._listen_phase_toxics()
+            if self.accepted - spec.first_seq >= spec.skip_connections
+            and spec.applies(spec.first_seq + spec.skip_connections, self.engine.seed, self.name)
+        }
+        if "refuse_new" in active:
+            return "refuse"
+        return "stall" if "stall_accept" in active else "accept"
+
+    async def _sync_listener(self) -> None:
+        listener = self.listener
+        if listener is None:
+            return
+        mode = self._desired_mode()
+        if mode == listener.mode:
+            return
+        try:
+            listener.set_mode(mode)
+        except OSError as exc:
+            raise ApiError(
+                INTERNAL_ERROR, f"proxy {self.name}: cannot listen again on {self.listen}: {exc}"
+            ) from None
+        if mode == "stall":
+            await listener.wait_stalled()
+
+    async def _sync_listener_or_undo(self, spec: ToxicSpec) -> None:
+        try:
+            await self._sync_listener()
+        except StallFailed as exc:
+            del self.toxics[spec.name]
+            await self._sync_listener()
+            raise ApiError(INTERNAL_ERROR, f"{spec.type_name}: {exc}") from None
+
+    async def _sync_listener_reporting(self) -> None:
+        try:
+            await self._sync_listener()
+        except Exception as exc:
+            self.engine.report(exc)
+
+
+def normalise_listen(listen: str) -> str:
+    """``listen`` as it will be shown: loopback for an empty host, names resolved."""
+    host, port = parse_listen(listen)
+    return format_address(resolve_listen_host(host), port)

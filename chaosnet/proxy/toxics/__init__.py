@@ -1,0 +1,48 @@
+"""Toxic types, one per module, and the registry the control API looks them up in.
+
+Adding a toxic: write one module with a :class:`~chaosnet.proxy.toxics.base.Toxic`
+subclass, then add it to ``_TYPES`` below. Connect-phase toxics (``phase``
+"listen" or "accept") are declarations only: the listener and the proxy act on them.
+"""
+
+from __future__ import annotations
+
+from chaosnet.proxy.toxics.bandwidth import BandwidthToxic
+from chaosnet.proxy.toxics.base import Toxic
+from chaosnet.proxy.toxics.corrupt import CorruptToxic
+from chaosnet.proxy.toxics.latency import LatencyToxic
+from chaosnet.proxy.toxics.limit_data import LimitDataToxic
+from chaosnet.proxy.toxics.limit_time import LimitTimeToxic
+from chaosnet.proxy.toxics.noop import NoopToxic
+from chaosnet.proxy.toxics.refuse_new import RefuseNewToxic
+from chaosnet.proxy.toxics.reset_on_accept import ResetOnAcceptToxic
+from chaosnet.proxy.toxics.reset_peer import ResetPeerToxic
+from chaosnet.proxy.toxics.slicer import SlicerToxic
+from chaosnet.proxy.toxics.slow_close import SlowCloseToxic
+from chaosnet.proxy.toxics.stall_accept import StallAcceptToxic
+from chaosnet.proxy.toxics.timeout import TimeoutToxic
+from chaosnet.proxy.toxics.truncate_frame import TruncateFrameToxic
+
+_TYPES: tuple[type[Toxic], ...] = (
+    LatencyToxic,
+    BandwidthToxic,
+    SlowCloseToxic,
+    TimeoutToxic,
+    ResetPeerToxic,
+    SlicerToxic,
+    LimitDataToxic,
+    NoopToxic,
+    TruncateFrameToxic,
+    LimitTimeToxic,
+    CorruptToxic,
+    RefuseNewToxic,
+    StallAcceptToxic,
+    ResetOnAcceptToxic,
+)
+
+REGISTRY: dict[str, type[Toxic]] = {cls.type_name: cls for cls in _TYPES}
+
+#: Toxic types that the real Toxiproxy does not have.
+EXTENSION_TYPES: tuple[str, ...] = tuple(cls.type_name for cls in _TYPES if not cls.in_toxiproxy)
+
+__all__ = ["EXTENSION_TYPES", "REGISTRY", "Toxic"]

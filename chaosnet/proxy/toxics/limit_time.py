@@ -1,0 +1,55 @@
+"""``limit_time`` (chaosnet): cut the connection ``duration`` ms after it opened.
+
+The clock starts when the proxy accepted the connection; added to an older live
+connection, the cut happens at once if that time has passed. ``then``: ``"close"``
+(FIN both ways) or ``"reset"`` (RST both ways). Data flows unchanged until then.
+The cut starts at this toxic's place in its direction's chain, so toxics after it
+(a latency, say) delay it like data; ``stream`` otherwise does not matter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, cancel, ms
+
+if TYPE_CHECKING:
+    from asyncio import TimerHandle
+
+    from chaosnet.proxy.toxics.spec import ToxicSpec
+
+
+class LimitTimeToxic(Toxic):
+    type_name = "limit_time"
+    in_toxiproxy = False
+    summary = "closes or resets the connection duration ms after it opened"
+    attributes = (
+        Attr("duration", "int", 0, unit="ms", help="connection lifetime"),
+        Attr("then", "choice", "close", choices=("close", "reset"), help="how it is cut"),
+    )
+    __slots__ = ("timer",)
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.timer: TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        cancel(self.timer)
+        self.timer = self.pipe.call_at(
+            self.pipe.opened_at + ms(self.attr("duration")), self._expire
+        )
+
+    def _expire(self) -> None:
+        self.timer = None
+        self.cut("rst" if self.attr("then") == "reset" else "fin")
+
+    def on_update(self) -> None:
+        if not self.ended:
+            self._arm()
+
+    def on_remove(self) -> None:
+        cancel(self.timer)
+
+    def on_close(self) -> None:
+        cancel(self.timer)

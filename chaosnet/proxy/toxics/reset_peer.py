@@ -1,0 +1,73 @@
+"""``reset_peer``: reset the connection (TCP RST both ways) ``timeout`` ms after data.
+
+As in Toxiproxy, the countdown starts when the first chunk (or the end of the
+stream) reaches the toxic on its direction; that chunk and everything after it
+are dropped, and when the countdown ends both sockets are closed with
+``SO_LINGER`` 0, so each peer sees ``ECONNRESET``. Only connections the toxic
+applies to are reset: ``toxicity: 0`` resets nothing (Toxiproxy #603 turns every
+close into a reset). Removing the toxic during the countdown resets at once
+instead of blocking the API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
+
+if TYPE_CHECKING:
+    from asyncio import TimerHandle
+
+    from chaosnet.proxy.toxics.spec import ToxicSpec
+
+
+class ResetPeerToxic(Toxic):
+    type_name = "reset_peer"
+    summary = "TCP RST after timeout ms, counted from the first data"
+    attributes = (
+        Attr("timeout", "int", 0, unit="ms", help="delay from the first data to the reset"),
+    )
+    __slots__ = ("timer", "triggered_at")
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.timer: TimerHandle | None = None
+        self.triggered_at: float | None = None
+
+    def on_data(self, data: bytes) -> None:
+        self.drop(data)
+        self._trigger()
+
+    def on_end(self, end: End) -> None:
+        self._trigger()
+
+    def _trigger(self) -> None:
+        if self.triggered_at is None and not self.ended:
+            self.triggered_at = self.pipe.now()
+            self._arm()
+
+    def _arm(self) -> None:
+        assert self.triggered_at is not None
+        cancel(self.timer)
+        due = self.triggered_at + ms(self.attr("timeout"))
+        if due <= self.pipe.now():
+            self.timer = None
+            self.cut("rst")
+        else:
+            self.timer = self.pipe.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        self.cut("rst")
+
+    def on_update(self) -> None:
+        if self.triggered_at is not None and not self.ended:
+            self._arm()
+
+    def on_remove(self) -> None:
+        cancel(self.timer)
+        if self.triggered_at is not None:
+            self.cut("rst")
+
+    def on_close(self) -> None:
+        cancel(self.timer)

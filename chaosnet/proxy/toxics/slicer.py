@@ -1,0 +1,136 @@
+"""``slicer``: split each chunk into pieces of ``average_size`` +/- ``size_variation`` bytes.
+
+The split points are chosen as Toxiproxy does (halve the chunk, move the middle by
+a draw in ``[-size_variation, size_variation)``, recurse until a piece is within
+``size_variation`` of ``average_size``), from the seeded source. Each piece is a
+separate write, and ``delay`` microseconds pass after each one. Delays below the
+event loop's timer resolution (1 ms with uvloop) are rounded by it.
+``size_variation`` must be smaller than ``average_size`` (Toxiproxy recurses
+forever otherwise).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from chaosnet.proxy.toxics.base import (
+    MAX_BYTES,
+    MAX_MS,
+    Attr,
+    End,
+    FieldError,
+    Pipe,
+    Receiver,
+    Toxic,
+    cancel,
+)
+
+if TYPE_CHECKING:
+    from asyncio import TimerHandle
+
+    from chaosnet.proxy.toxics.spec import ToxicSpec
+
+
+class SlicerToxic(Toxic):
+    type_name = "slicer"
+    summary = "splits chunks into small pieces, optionally delayed"
+    attributes = (
+        Attr(
+            "average_size",
+            "int",
+            0,
+            minimum=1,
+            maximum=MAX_BYTES,
+            unit="bytes",
+            help="mean piece size",
+        ),
+        Attr(
+            "size_variation",
+            "int",
+            0,
+            maximum=MAX_BYTES,
+            unit="bytes",
+            help="+/- variation of piece sizes; smaller than average_size",
+        ),
+        Attr("delay", "int", 0, maximum=MAX_MS * 1000, unit="µs", help="pause after each piece"),
+    )
+    __slots__ = ("queue", "timer")
+
+    @classmethod
+    def check(cls, values: Mapping[str, object]) -> None:
+        average, variation = values["average_size"], values["size_variation"]
+        assert isinstance(average, int)
+        assert isinstance(variation, int)
+        if variation >= average:
+            raise FieldError(
+                f"attributes.size_variation: must be smaller than average_size ({average}), "
+                f"got {variation}"
+            )
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.queue: deque[bytes | End] = deque()
+        self.timer: TimerHandle | None = None
+
+    def cuts(self, size: int) -> list[int]:
+        """Piece boundaries for a chunk of ``size`` bytes: [0, a, b, ..., size]."""
+        average, variation = self.int_attr("average_size"), self.int_attr("size_variation")
+        rng = self.pipe.rng(self.spec) if variation > 0 else None
+        bounds = [0]
+        stack = [(0, size)]
+        while stack:  # depth first, left before right: the order of Toxiproxy's recursion
+            start, end = stack.pop()
+            if (end - start) - average <= variation:
+                bounds.append(end)
+                continue
+            mid = start + (end - start) // 2
+            if rng is not None:
+                mid += rng.randrange(-variation, variation)
+            stack.append((mid, end))
+            stack.append((start, mid))
+        return bounds
+
+    def on_data(self, data: bytes) -> None:
+        bounds = self.cuts(len(data))
+        pieces = [data[bounds[i - 1] : bounds[i]] for i in range(1, len(bounds))]
+        if self.int_attr("delay") <= 0 and not self.queue:
+            for piece in pieces:
+                self.emit(piece)
+            return
+        self.queue.extend(pieces)
+        if self.timer is None:
+            self._next()
+
+    def on_end(self, end: End) -> None:
+        if not self.queue and self.timer is None:
+            self.emit_end(end)
+        else:
+            self.queue.append(end)
+
+    def _next(self) -> None:
+        self.timer = None
+        if not self.queue:
+            return
+        item = self.queue.popleft()
+        if isinstance(item, End):
+            self.emit_end(item)
+            return
+        self.emit(item)
+        delay = self.int_attr("delay") / 1_000_000
+        self.timer = self.pipe.call_at(self.pipe.now() + delay, self._next)
+
+    def on_remove(self) -> None:
+        cancel(self.timer)
+        self.timer = None
+        while self.queue:
+            item = self.queue.popleft()
+            if isinstance(item, End):
+                self.emit_end(item)
+            else:
+                self.emit(item)
+
+    def on_close(self) -> None:
+        cancel(self.timer)
+        self.queue.clear()

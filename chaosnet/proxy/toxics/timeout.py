@@ -1,0 +1,57 @@
+"""``timeout``: stop all data; close the connection ``timeout`` ms later (0 = never).
+
+Every byte is dropped while the toxic applies. With ``timeout`` > 0 the connection
+is closed (FIN both ways) that long after the toxic started applying to it (at
+accept, or when the toxic was added to a live connection; an update restarts the
+count). With 0 it stays open and silent until the toxic is removed -- and removing
+it then closes the connection, as in Toxiproxy, because the data it swallowed is
+gone for good.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, cancel, ms
+
+if TYPE_CHECKING:
+    from asyncio import TimerHandle
+
+    from chaosnet.proxy.toxics.spec import ToxicSpec
+
+
+class TimeoutToxic(Toxic):
+    type_name = "timeout"
+    summary = "drops all data, closes after timeout ms (0 = blackhole until removed)"
+    attributes = (Attr("timeout", "int", 0, unit="ms", help="close after this long; 0 = never"),)
+    __slots__ = ("timer",)
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.timer: TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        cancel(self.timer)
+        self.timer = None
+        timeout = self.int_attr("timeout")
+        if timeout > 0:
+            self.timer = self.pipe.call_at(self.pipe.now() + ms(timeout), self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        self.cut("fin")
+
+    def on_data(self, data: bytes) -> None:
+        self.drop(data)
+
+    def on_update(self) -> None:
+        if not self.ended:
+            self._arm()
+
+    def on_remove(self) -> None:
+        cancel(self.timer)
+        self.cut("fin")
+
+    def on_close(self) -> None:
+        cancel(self.timer)

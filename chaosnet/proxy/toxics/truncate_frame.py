@@ -1,0 +1,128 @@
+"""``truncate_frame`` (chaosnet): cut one frame short, then close, reset or hang.
+
+Knows chaosnet's length-prefixed framing (``header_size`` 1, 2, 4 or 8 bytes,
+``byte_order``). Frames are counted from 0 per connection and per direction; the
+frames before ``frame`` pass byte-exact, and of frame ``frame`` only a prefix
+passes:
+
+- ``at: "header"``: the first ``header_size // 2`` header bytes (a receiver gets
+  ``IncompleteFrame`` with ``phase == "header"``; needs ``header_size`` >= 2);
+- ``at: "body"``: the header and ``length // 2`` payload bytes (``phase ==
+  "body"``); a frame with an empty payload is complete after its header, so the
+  cut falls right after it;
+- ``at: N`` (an integer): the first N bytes of the frame, header included (0
+  cuts exactly at the frame boundary; N past the frame's end cuts right after it).
+
+Then ``then``: ``"close"`` (FIN, both ways), ``"reset"`` (RST both ways) or
+``"hang"`` (this direction sends nothing more and the sockets stay open;
+removing the toxic while it hangs closes the connection, since the stream is
+broken mid-frame). The other direction is not affected until the close or reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from chaosnet.framing import Span
+from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, End, FieldError, Pipe, Receiver, Toxic
+from chaosnet.proxy.toxics.framed import FRAMING_ATTRIBUTES, HEADER_SIZES, scanner_for
+
+if TYPE_CHECKING:
+    from chaosnet.proxy.toxics.spec import ToxicSpec
+
+
+class TruncateFrameToxic(Toxic):
+    type_name = "truncate_frame"
+    in_toxiproxy = False
+    summary = "cuts frame N inside its header or body, then closes, resets or hangs"
+    attributes = (
+        *FRAMING_ATTRIBUTES,
+        Attr("frame", "int", 0, maximum=MAX_BYTES, help="0-based index of the frame to cut"),
+        Attr(
+            "at",
+            "int_or_choice",
+            "body",
+            maximum=MAX_BYTES,
+            choices=("header", "body"),
+            unit="bytes",
+            help='"header", "body" or a byte offset into the frame',
+        ),
+        Attr(
+            "then",
+            "choice",
+            "close",
+            choices=("close", "reset", "hang"),
+            help="what follows the cut",
+        ),
+    )
+    __slots__ = ("done", "hanging", "scanner")
+
+    @classmethod
+    def check(cls, values: Mapping[str, object]) -> None:
+        check_header_size(values)
+        if values["at"] == "header" and values["header_size"] == 1:
+            raise FieldError('attributes.at: "header" needs header_size >= 2 to cut inside it')
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.scanner = scanner_for(self.attr("header_size"), self.attr("byte_order"))
+        self.done = False
+        self.hanging = False
+
+    def on_data(self, data: bytes) -> None:
+        if self.done:
+            self.drop(data)
+            return
+        target = self.int_attr("frame")
+        for span in self.scanner.scan(data):
+            if span.frame != target or span.kind == "unframed":
+                continue
+            cut = self._cut_offset(span)
+            if cut is not None and span.frame_offset <= cut <= span.frame_offset + span.size:
+                position = span.start + cut - span.frame_offset
+                if position:
+                    self.emit(data[:position])
+                self.pipe.dropped(len(data) - position)
+                self._after_cut()
+                return
+        self.emit(data)
+
+    def _cut_offset(self, span: Span) -> int | None:
+        """Where frame ``frame`` is cut, counted from its first header byte; None if unknown yet."""
+        header_size = self.int_attr("header_size")
+        at = self.attr("at")
+        if at == "header":
+            return header_size // 2
+        if isinstance(at, int) and at <= header_size:
+            return at
+        if span.length is None:
+            return None  # the header is not complete yet
+        if at == "body":
+            return header_size + span.length // 2
+        assert isinstance(at, int)
+        return min(at, header_size + span.length)
+
+    def _after_cut(self) -> None:
+        self.done = True
+        then = self.attr("then")
+        if then == "hang":
+            self.hanging = True
+        else:
+            self.cut("rst" if then == "reset" else "fin")
+
+    def on_end(self, end: End) -> None:
+        if not self.hanging:
+            self.emit_end(end)
+
+    def on_remove(self) -> None:
+        if self.hanging:
+            self.hanging = False
+            self.cut("fin")
+
+
+def check_header_size(values: Mapping[str, object]) -> None:
+    if values["header_size"] not in HEADER_SIZES:
+        raise FieldError(
+            f"attributes.header_size: must be 1, 2, 4 or 8, got {values['header_size']}"
+        )
