@@ -324,3 +324,51 @@ def test_url_backend_prefixes_proxy_names_per_worker(pytester: pytest.Pytester) 
 def test_requires_all_tools_in_ci_mode() -> None:
     """Guard: CI must not silently skip backends (see tests/toolchain.py)."""
     assert toolchain.require_all() in (True, False)
+
+
+def test_an_error_inside_the_proxy_fails_the_test_that_caused_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import socket
+        import pytest
+        from chaosnet.proxy.toxics import REGISTRY
+        from chaosnet.proxy.toxics.base import Toxic
+
+        class ExplodingToxic(Toxic):
+            type_name = "explode"
+            __slots__ = ()
+
+            def on_data(self, data):
+                raise RuntimeError("the toxic exploded")
+
+        REGISTRY["explode"] = ExplodingToxic
+
+        def teardown_module():
+            del REGISTRY["explode"]
+
+        def test_causes_it(chaos, echo_server):
+            proxy = chaos.proxy(echo_server)
+            proxy.toxic("explode", stream="upstream")
+            with socket.create_connection(proxy.address, timeout=5) as sock:
+                sock.sendall(b"boom")
+                with pytest.raises(ConnectionResetError):  # only this connection is cut
+                    sock.recv(10)
+
+        def test_next_test_is_not_blamed(chaos, echo_server):
+            proxy = chaos.proxy(echo_server)
+            with socket.create_connection(proxy.address, timeout=5) as sock:
+                sock.sendall(b"fine")
+                assert sock.recv(10) == b"fine"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_causes_it*",
+            "*error inside the embedded proxy server during this test: "
+            "RuntimeError: the toxic exploded*",
+        ]
+    )
