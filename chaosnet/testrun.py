@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chaosnet import leaks
 from chaosnet.backends import Backend, open_backend
-from chaosnet.control import ControlClient
+from chaosnet.control import ConnectionRecord, ControlClient
 from chaosnet.controller import Chaos, derive_seed
 from chaosnet.errors import ChaosnetError
 from chaosnet.servers.process import ServerProcess
@@ -320,8 +320,8 @@ class TestRun:
             for record in log.records:
                 lines.append(
                     f"  #{record.id} from {record.client}: up {record.bytes_upstream} B, "
-                    f"down {record.bytes_downstream} B, closed by {record.closed_by or '-'} "
-                    f"({record.close_kind or 'open'}); toxics: {', '.join(record.toxics) or '-'}"
+                    f"down {record.bytes_downstream} B, {_state(record)}; "
+                    f"toxics: {', '.join(record.toxics) or '-'}"
                 )
         return "\n".join(lines) or "no proxies"
 
@@ -341,6 +341,13 @@ class TestRun:
         for group in self._groups:
             servers += [s for s in group.servers if id(s) not in self._log_marks]
         return servers
+
+
+def _state(record: ConnectionRecord) -> str:
+    how = f"by {record.closed_by} ({record.close_kind})" if record.closed_by else ""
+    if record.closed_at is None:
+        return f"open, half-closed {how}" if how else "open"
+    return f"closed {how}".rstrip()
 
 
 def _is_server(value: object) -> bool:
