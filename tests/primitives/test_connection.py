@@ -156,10 +156,12 @@ def test_a_reset_connection_is_replaced_and_the_request_resent(
     recorder = Recorder()
     with FramedClient(server.address, retry=recorder.policy(initial=0.001)) as client:
         assert client.request(b"again") == b"again"
-        assert (client.attempts, client.reconnects) == (2, 1)
+        assert client.attempts == 2
     assert isinstance(recorder.errors[0], ConnectionResetError | BrokenPipeError)
     if fault is reset_after_request:  # the request was read, so the RST hits recv()
         assert isinstance(recorder.errors[0], ConnectionResetError)
+        assert client.reconnects == 1
+    # (a reset on accept may beat connect() itself: then no connection was ever opened)
     assert server.accepted == 2
 
 
