@@ -278,9 +278,17 @@ class ControlClient:
 
     # -- extensions -----------------------------------------------------------
 
-    def connections(self, proxy: str) -> ConnectionLog:
+    def connections(
+        self, proxy: str, *, wait_open: int | None = None, timeout: float = 0.0
+    ) -> ConnectionLog:
+        """The connection log; with ``wait_open`` the server first waits (up to
+        ``timeout`` s, an event, not a poll) until that many connections are open."""
         self.require(CONNECTION_LOG)
-        body = self._request("GET", f"/proxies/{_seg(proxy)}/connections")
+        path = f"/proxies/{_seg(proxy)}/connections"
+        if wait_open is not None:
+            wait_ms = int(min(timeout, max(0.0, self.timeout - 1.0)) * 1000)
+            path += f"?wait_open={wait_open}&timeout_ms={wait_ms}"
+        body = self._request("GET", path)
         return ConnectionLog(
             opened=int(body["opened"]),
             open=int(body["open"]),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import TracebackType
@@ -31,8 +30,6 @@ from chaosnet.control import (
     parse_address,
 )
 from chaosnet.errors import ChaosnetError
-
-WAIT_POLL_S = 0.005
 
 
 class HasAddress(Protocol):
@@ -163,18 +160,15 @@ class Proxy:
 
     def wait_connections(self, *, open: int = 0, timeout: float = 2.0) -> ConnectionLog:
         """Wait until exactly ``open`` connections are open; the proxy notices a
-        client's close a moment after the client returns from ``close()``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            log = self.connections
-            if log.open == open:
-                return log
-            if time.monotonic() >= deadline:
-                raise ChaosnetError(
-                    f"proxy {self.name}: {log.open} connection(s) still open after "
-                    f"{timeout:g}s, expected {open}"
-                )
-            time.sleep(WAIT_POLL_S)
+        client's close a moment after the client returns from ``close()``. The
+        server waits on the event itself (one request, no polling)."""
+        log = self.client.connections(self.name, wait_open=open, timeout=timeout)
+        if log.open != open:
+            raise ChaosnetError(
+                f"proxy {self.name}: {log.open} connection(s) open after {timeout:g}s, "
+                f"expected {open}"
+            )
+        return log
 
     def delete(self) -> None:
         with suppress(NotFound):

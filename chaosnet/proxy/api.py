@@ -18,7 +18,7 @@ reported to the engine's error list; the server keeps serving.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -26,11 +26,12 @@ from aiohttp import web
 import chaosnet
 from chaosnet.proxy import bodies
 from chaosnet.proxy.engine import Engine, PopulateError
-from chaosnet.proxy.errors import TOO_LARGE, ApiError
+from chaosnet.proxy.errors import TOO_LARGE, ApiError, bad_request
 from chaosnet.proxy.toxics import EXTENSION_TYPES
 
 TOXIPROXY_API_VERSION = "2.12.0"
 MAX_BODY = 1 << 20
+MAX_WAIT_MS = 60_000  # a connection-log wait never holds a request longer
 FORBIDDEN = 403
 INTERNAL_ERROR = 500
 #: Extension features announced in /version (toxic types, toxic fields, endpoints).
@@ -153,7 +154,25 @@ class Handlers:
         return no_content()
 
     async def connections(self, request: web.Request) -> web.Response:
-        return json_response(self.engine.get(request.match_info["proxy"]).log.to_json())
+        log = self.engine.get(request.match_info["proxy"]).log
+        wait = _connection_wait(request.query)
+        if wait is not None:
+            await log.wait_open(*wait)
+        return json_response(log.to_json())
+
+
+def _connection_wait(query: Mapping[str, str]) -> tuple[int, float] | None:
+    """``?wait_open=N&timeout_ms=T``: wait for N open connections, at most T ms (<= 60 s)."""
+    if "wait_open" not in query:
+        return None
+    values: dict[str, int] = {}
+    for name, limit in (("wait_open", None), ("timeout_ms", MAX_WAIT_MS)):
+        text = query.get(name, "1000" if name == "timeout_ms" else "")
+        if not text.isdigit() or (limit is not None and int(text) > limit):
+            bound = f" up to {limit}" if limit is not None else ""
+            raise bad_request(f"{name}: must be an integer >= 0{bound}, got {text!r}")
+        values[name] = int(text)
+    return values["wait_open"], values["timeout_ms"] / 1000
 
 
 def build_app(engine: Engine) -> web.Application:

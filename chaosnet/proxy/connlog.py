@@ -28,10 +28,15 @@ first. A record::
 Byte counts are live for open connections. A half-close (one side sent FIN and
 the other is still sending) leaves the connection open; ``closed_by`` already
 names who sent that first FIN.
+
+``?wait_open=N&timeout_ms=T`` makes the request wait (at most T ms) until exactly N
+connections are open before answering: a test that closed its client waits for the
+proxy to see the close on an event, not by polling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -99,13 +104,33 @@ class ConnectionLog:
         self.opened = 0
         self.open = 0
         self._records: deque[ConnectionRecord] = deque(maxlen=history)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def opening(self, client: str) -> ConnectionRecord:
         self.opened += 1
         self.open += 1
         record = ConnectionRecord(self.opened, client)
         self._records.append(record)
+        self._wake()
         return record
+
+    async def wait_open(self, count: int, timeout: float) -> None:
+        """Return once exactly ``count`` connections are open, or after ``timeout`` s."""
+        if self.open == count:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters = [(c, w) for c, w in self._waiters if w is not waiter]
+
+    def _wake(self) -> None:
+        for count, waiter in self._waiters:
+            if count == self.open and not waiter.done():
+                waiter.set_result(None)
 
     def closed(self, record: ConnectionRecord, by: str, kind: str) -> None:
         if record.closed_at is not None:
@@ -115,6 +140,7 @@ class ConnectionLog:
         counts = record.bytes_counter()
         record.bytes_counter = lambda: counts  # freeze: drop the reference to the link
         self.open -= 1
+        self._wake()
 
     def to_json(self) -> dict[str, Any]:
         return {
