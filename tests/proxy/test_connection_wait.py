@@ -67,6 +67,7 @@ def test_proxy_wait_connections_raises_when_the_count_is_not_reached(
         proxy = chaos.proxy(echo_server.address)
         with connect(proxy.address):
             assert proxy.wait_connections(open=1).opened == 1
-            with pytest.raises(ChaosnetError, match=r"1 connection\(s\) open after 0.1s, expected 0"):
+            expected = r"1 connection\(s\) open after 0.1s, expected 0"
+            with pytest.raises(ChaosnetError, match=expected):
                 proxy.wait_connections(open=0, timeout=0.1)
         assert proxy.wait_connections(open=0).open == 0
