@@ -372,3 +372,23 @@ def test_an_error_inside_the_proxy_fails_the_test_that_caused_it(
             "RuntimeError: the toxic exploded*",
         ]
     )
+
+
+def test_a_timed_out_test_still_tears_down_its_proxies(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+
+        def test_hangs(chaos, echo_server):
+            chaos.proxy(echo_server, name="left-behind?")
+            threading.Event().wait()
+
+        def test_next(chaos):
+            assert chaos.client.proxies() == {}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "timeout", "--timeout=1", "--timeout-method=signal"
+    )
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*Timeout*"])
