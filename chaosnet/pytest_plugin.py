@@ -217,7 +217,16 @@ def _run(item: pytest.Item) -> TestRun:
 
 
 def _uses_chaosnet(item: pytest.Item) -> bool:
-    return bool(CHAOSNET_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    """Whether the test uses one of *our* fixtures (a conftest may define its own of the
+    same name, e.g. an ``echo_server`` of its own)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    for name in CHAOSNET_FIXTURES.intersection(item.fixturenames):  # type: ignore[attr-defined]
+        definitions = info.name2fixturedefs.get(name, ())
+        if definitions and definitions[-1].func.__module__ == __name__:
+            return True
+    return False
 
 
 @pytest.hookimpl(wrapper=True)

@@ -204,6 +204,8 @@ def test_disable_refuses_new_and_closes_existing(api: Api, echo_server: Upstream
 def test_delete_closes_and_refuses(api: Api, echo_server: Upstream) -> None:
     address = listen_address(api.create_proxy("t15", echo_server.address))
     with connect(address) as live:
+        live.sendall(b"x")  # a round trip: accepted by the proxy, not still in its backlog
+        assert live.recv(1) == b"x"
         assert api.delete("/proxies/t15").status == 204
         assert recv_all(live) == b""
     with pytest.raises(ConnectionRefusedError):

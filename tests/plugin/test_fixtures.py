@@ -392,3 +392,26 @@ def test_a_timed_out_test_still_tears_down_its_proxies(pytester: pytest.Pytester
     )
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*Timeout*"])
+
+
+def test_a_fixture_of_the_same_name_in_a_conftest_is_not_ours(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def echo_server():
+            return "the project's own"
+        """
+    )
+    pytester.makepyfile(
+        """
+        import socket
+        KEEP = []
+
+        def test_uses_its_own_echo_server(echo_server):
+            assert echo_server == "the project's own"
+            KEEP.append(socket.socket())  # no chaosnet fixture: no leak check
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
