@@ -50,12 +50,12 @@ from chaosnet.leaks import Resource
 from chaosnet.servers import ownership
 from chaosnet.servers.docker_engine import DockerUnavailable, docker_client
 from chaosnet.servers.errors import ServerCrashed, ServerError, ServerExitedEarly, ServerNotReady
+from chaosnet.servers.lifecycle import start_again
 from chaosnet.servers.process import (
     DEFAULT_READY_TIMEOUT_S,
     DEFAULT_STOP_GRACE_S,
     KILL_WAIT_S,
     LOG_TAIL_LINES,
-    RESTART_ATTEMPTS,
     ArgvSpec,
     describe_exit,
     new_log_path,
@@ -278,21 +278,12 @@ class ContainerServer:
         with self._lock:
             before = self._address
             self.stop(grace)
-            for attempt in range(1, RESTART_ATTEMPTS + 1):
-                try:
-                    self.start()
-                    break
-                except ServerExitedEarly:  # e.g. our port briefly held by a closing socket
-                    if attempt == RESTART_ATTEMPTS:
-                        raise
-            if before is not None and self._address != before:
-                moved = self._address
-                self.stop(grace=0)
-                raise ServerError(
-                    f"container {self.name!r} came back on {moved} instead of {before}: pass "
-                    "the command as a function of the port to restart on the same address",
-                    name=self.name,
-                )
+            start_again(
+                self,
+                before,
+                kind="container",
+                hint="pass the command as a function of the port to restart on the same address",
+            )
             return self
 
     def pause(self) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Protocol, Self
 
 from chaosnet.leaks import Resource
+from chaosnet.servers.errors import ServerError, ServerExitedEarly
 from chaosnet.servers.readiness import Address
+
+RESTART_ATTEMPTS = 3
 
 
 class RealServer(Protocol):
@@ -57,3 +60,23 @@ class RealServer(Protocol):
     def log_tail(self, lines: int = ...) -> str: ...
 
     def exempts(self, resource: Resource) -> bool: ...
+
+
+def start_again(server: RealServer, before: Address | None, *, kind: str, hint: str) -> None:
+    """Start a stopped server again where it was (``before``): a start that loses a brief
+    race for its own port is retried; one that comes back elsewhere is stopped and reported.
+    """
+    for attempt in range(1, RESTART_ATTEMPTS + 1):
+        try:
+            server.start()
+            break
+        except ServerExitedEarly:  # e.g. our port briefly held by a closing socket
+            if attempt == RESTART_ATTEMPTS:
+                raise
+    if before is not None and server.address != before:
+        moved = server.address
+        server.stop(grace=0)
+        raise ServerError(
+            f"{kind} {server.name!r} came back on {moved} instead of {before}: {hint}",
+            name=server.name,
+        )

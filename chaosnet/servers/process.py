@@ -32,6 +32,7 @@ import psutil
 from chaosnet.leaks import Resource
 from chaosnet.servers import spawn
 from chaosnet.servers.errors import ServerCrashed, ServerError, ServerExitedEarly, ServerNotReady
+from chaosnet.servers.lifecycle import start_again
 from chaosnet.servers.readiness import (
     Address,
     HttpOk,
@@ -50,7 +51,6 @@ DEFAULT_READY_TIMEOUT_S = 10.0
 DEFAULT_STOP_GRACE_S = 3.0
 KILL_WAIT_S = 5.0
 SIGNAL_WAIT_S = 2.0
-RESTART_ATTEMPTS = 3
 LOG_TAIL_LINES = 20
 _POLL_START_S = 0.002
 _POLL_MAX_S = 0.05
@@ -184,21 +184,12 @@ class ServerProcess:
         with self._lock:
             before = self._address
             self.stop(grace)
-            for attempt in range(1, RESTART_ATTEMPTS + 1):
-                try:
-                    self.start()
-                    break
-                except ServerExitedEarly:  # e.g. our port briefly held by a closing socket
-                    if attempt == RESTART_ATTEMPTS:
-                        raise
-            if before is not None and self._address != before:
-                moved = self._address
-                self.stop(grace=0)
-                raise ServerError(
-                    f"server {self.name!r} came back on {moved} instead of {before}: "
-                    "pass argv as a function of the port to restart on the same address",
-                    name=self.name,
-                )
+            start_again(
+                self,
+                before,
+                kind="server",
+                hint="pass argv as a function of the port to restart on the same address",
+            )
             return self
 
     def pause(self) -> None:
