@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from chaosnet import leaks
 from chaosnet.backends import Backend, open_backend
@@ -27,6 +27,8 @@ from chaosnet.settings import Settings, resolve
 
 if TYPE_CHECKING:
     from chaosnet.servers.container import ContainerServer
+
+S = TypeVar("S", ServerProcess, "ContainerServer")
 
 CHAOSNET_FIXTURES = frozenset(
     {
@@ -111,16 +113,35 @@ def start_backend(settings: Settings) -> Backend:
 # --------------------------------------------------------------------------- servers
 
 
-class ServerFactory:
+class _Started(Generic[S]):
+    """Servers a factory fixture started: each logs to its own file, all stop at the end."""
+
+    def __init__(self, log_dir: Path, kind: str) -> None:
+        self._log_dir = log_dir
+        self._kind = kind
+        self._servers: list[S] = []
+
+    @property
+    def servers(self) -> Sequence[S]:
+        return list(self._servers)
+
+    def _log_path(self) -> Path:
+        return self._log_dir / f"{self._kind}{len(self._servers) + 1}.log"
+
+    def _start(self, server: S) -> S:
+        self._servers.append(server)  # before start: a failed start still shows its log
+        return server.start()
+
+    def stop_all(self) -> None:
+        for server in reversed(self._servers):
+            server.stop()
+
+
+class ServerFactory(_Started[ServerProcess]):
     """The ``server_process`` fixture: start any argv as a real server, stop all at the end."""
 
     def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._servers: list[ServerProcess] = []
-
-    @property
-    def servers(self) -> Sequence[ServerProcess]:
-        return list(self._servers)
+        super().__init__(log_dir, "server")
 
     def __call__(
         self,
@@ -133,35 +154,25 @@ class ServerFactory:
         cwd: str | os.PathLike[str] | None = None,
         ready_timeout: float = 10.0,
     ) -> ServerProcess:
-        index = len(self._servers) + 1
-        server = ServerProcess(
-            argv,
-            name=name,
-            address=address,
-            ready=ready,
-            env=env,
-            cwd=cwd,
-            ready_timeout=ready_timeout,
-            log_path=self._log_dir / f"server{index}.log",
+        return self._start(
+            ServerProcess(
+                argv,
+                name=name,
+                address=address,
+                ready=ready,
+                env=env,
+                cwd=cwd,
+                ready_timeout=ready_timeout,
+                log_path=self._log_path(),
+            )
         )
-        self._servers.append(server)  # before start: a failed start still shows its log
-        return server.start()
-
-    def stop_all(self) -> None:
-        for server in reversed(self._servers):
-            server.stop()
 
 
-class ContainerFactory:
+class ContainerFactory(_Started["ContainerServer"]):
     """The ``docker_server`` fixture: start an image as a real server, remove all at the end."""
 
     def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._servers: list[ContainerServer] = []
-
-    @property
-    def servers(self) -> Sequence[ContainerServer]:
-        return list(self._servers)
+        super().__init__(log_dir, "container")
 
     def __call__(
         self,
@@ -179,26 +190,21 @@ class ContainerFactory:
     ) -> ContainerServer:
         from chaosnet.servers.container import ContainerServer  # the Docker SDK costs ~100 ms
 
-        index = len(self._servers) + 1
-        server = ContainerServer(
-            image,
-            command,
-            name=name,
-            address=address,
-            ready=ready,
-            env=env,
-            entrypoint=entrypoint,
-            volumes=volumes,
-            ready_timeout=ready_timeout,
-            log_path=self._log_dir / f"container{index}.log",
-            options=options,
+        return self._start(
+            ContainerServer(
+                image,
+                command,
+                name=name,
+                address=address,
+                ready=ready,
+                env=env,
+                entrypoint=entrypoint,
+                volumes=volumes,
+                ready_timeout=ready_timeout,
+                log_path=self._log_path(),
+                options=options,
+            )
         )
-        self._servers.append(server)  # before start: a failed start still shows its log
-        return server.start()
-
-    def stop_all(self) -> None:
-        for server in reversed(self._servers):
-            server.stop()
 
 
 # --------------------------------------------------------------------------- one test
