@@ -9,7 +9,6 @@ bookkeeping in ``chaosnet.testrun``.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,45 +19,21 @@ from chaosnet import leaks
 from chaosnet.backends import Backend
 from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
-from chaosnet.proxy.loop import prepare_process
 from chaosnet.scenario import collect as scenario_files
-from chaosnet.servers import ownership
-from chaosnet.servers.builtin import start_builtin
 from chaosnet.servers.process import ServerProcess
-from chaosnet.settings import OPTIONS, Settings
+from chaosnet.settings import OPTIONS
 from chaosnet.testrun import (
     CHAOSNET_FIXTURES,
     ContainerFactory,
     ServerFactory,
+    SessionState,
     TestRun,
     resolve_session_settings,
-    start_backend,
+    session_server,
 )
 
-SESSION = pytest.StashKey["Session"]()
+SESSION = pytest.StashKey[SessionState]()
 RUN = pytest.StashKey[TestRun]()
-
-
-class Session:
-    """What the plugin keeps for the whole run (one per xdist worker)."""
-
-    def __init__(self, settings: Settings, worker: str) -> None:
-        self.settings = settings
-        self.worker = worker
-        self.backend: Backend | None = None
-        self.backend_error: str | None = None
-
-    def started_backend(self) -> Backend:
-        """The session's control server, started on first use; a failed start is remembered."""
-        if self.backend_error is not None:
-            raise ChaosnetError(self.backend_error)
-        if self.backend is None:
-            try:
-                self.backend = start_backend(self.settings)
-            except ChaosnetError as exc:
-                self.backend_error = f"chaosnet backend {self.settings.backend!r}: {exc}"
-                raise ChaosnetError(self.backend_error) from None
-        return self.backend
 
 
 # --------------------------------------------------------------------------- options
@@ -86,10 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ChaosnetError as exc:
         raise pytest.UsageError(f"chaosnet: {exc}") from None
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker:  # xdist workers inherit it: one run id labels all of a run's containers
-        os.environ.setdefault(ownership.RUN_ID_ENV, uuid.uuid4().hex)
-    config.stash[SESSION] = Session(settings, worker)
+    config.stash[SESSION] = SessionState(settings, os.environ.get("PYTEST_XDIST_WORKER", ""))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -105,18 +77,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    leaks.track_creation_sites()
-    prepare_process()  # what the event-loop library keeps open for good is not a leak
-    ownership.register_leak_probe()
-    if not hasattr(session.config, "workerinput"):  # once per run, by the xdist controller
-        ownership.reap_orphans()  # containers of earlier runs that were killed
+    session.config.stash[SESSION].begin(controller=not hasattr(session.config, "workerinput"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION, None)
-    if state is not None and state.backend is not None:
-        state.backend.stop()
-        state.backend = None
+    if state is not None:
+        state.end()
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -189,13 +156,8 @@ def docker_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Co
 
 
 def _session_server(kind: str, tmp: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_builtin(kind, log_path=tmp.mktemp(kind) / f"{kind}.log")
-    leaks.long_lived.add(server)
-    try:
+    with session_server(kind, tmp.mktemp(kind)) as server:
         yield server
-    finally:
-        server.stop()
-        leaks.long_lived.discard(server)
 
 
 # --------------------------------------------------------------------------- per-test hooks

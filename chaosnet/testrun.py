@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,9 @@ from chaosnet.backends import Backend, open_backend
 from chaosnet.control import ConnectionRecord, ControlClient
 from chaosnet.controller import Chaos, derive_seed
 from chaosnet.errors import ChaosnetError
+from chaosnet.proxy.loop import prepare_process
+from chaosnet.servers import ownership
+from chaosnet.servers.builtin import start_builtin
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import ReadinessCheck
 from chaosnet.settings import Settings, resolve
@@ -95,6 +99,54 @@ def marker_settings(session: Settings, marker_kwargs: Mapping[str, Any]) -> Sett
         )
     given = {k: v for k, v in marker_kwargs.items() if v is not None}
     return session.override("marker @pytest.mark.chaosnet", **given)
+
+
+class SessionState:
+    """What the plugin keeps for the whole run (one per xdist worker)."""
+
+    def __init__(self, settings: Settings, worker: str) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.backend: Backend | None = None
+        self.backend_error: str | None = None
+        if not worker:  # xdist workers inherit it: one run id labels all of a run's containers
+            os.environ.setdefault(ownership.RUN_ID_ENV, uuid.uuid4().hex)
+
+    def begin(self, *, controller: bool) -> None:
+        leaks.track_creation_sites()
+        prepare_process()  # what the event-loop library keeps open for good is not a leak
+        ownership.register_leak_probe()
+        if controller:  # once per run, not once per xdist worker
+            ownership.reap_orphans()  # containers of earlier runs that were killed
+
+    def started_backend(self) -> Backend:
+        """The session's control server, started on first use; a failed start is remembered."""
+        if self.backend_error is not None:
+            raise ChaosnetError(self.backend_error)
+        if self.backend is None:
+            try:
+                self.backend = start_backend(self.settings)
+            except ChaosnetError as exc:
+                self.backend_error = f"chaosnet backend {self.settings.backend!r}: {exc}"
+                raise ChaosnetError(self.backend_error) from None
+        return self.backend
+
+    def end(self) -> None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.stop()
+
+
+@contextmanager
+def session_server(kind: str, log_dir: Path) -> Iterator[ServerProcess]:
+    """A builtin server for the whole session: not a leak of the test that starts it."""
+    server = start_builtin(kind, log_path=log_dir / f"{kind}.log")
+    leaks.long_lived.add(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        leaks.long_lived.discard(server)
 
 
 def start_backend(settings: Settings) -> Backend:
