@@ -5,7 +5,8 @@ engine (``recv_into``: no allocation, no page faults) and sends straight from it
 only an unsent remainder is copied, and reading pauses until it is written. The
 read size adapts per direction, from 64 KiB up to 1 MiB while the destination
 takes everything it is given and back down when it does not, so a bulk transfer
-gets large reads and a thousand slow readers do not each hold a megabyte.
+gets large reads and a thousand slow readers do not each hold a megabyte (and
+while the engine is over its buffer budget, reads are 64 KiB).
 ``os.splice`` was measured as an alternative and was slower on loopback (the
 receiver pays for page-fragment buffers), see docs/proxy.md.
 
@@ -14,7 +15,10 @@ them to the first stage, and the last stage hands them back to the direction,
 which is also the chain's sink. Flow control counts ``in_flight`` bytes -- read
 but neither written nor dropped -- and stops reading above ``HIGH_WATER`` until
 it falls to ``LOW_WATER`` (0 without toxics), so a slow reader or a long latency
-never makes the proxy buffer without bound.
+never makes the proxy buffer without bound. The engine's
+:class:`~chaosnet.proxy.budget.BufferBudget` adds up every direction's count and,
+over its limit, pauses the directions holding more than their share.
+Toxics' timers go to the engine's one :class:`~chaosnet.proxy.timers.TimerQueue`.
 
 Every callback here is called by the event loop with nothing above it to catch
 an exception, so each one catches and hands it to the link, which records it,
@@ -32,20 +36,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chaosnet.proxy import seeding
+from chaosnet.proxy.budget import MAX_READ, MIN_READ
+from chaosnet.proxy.budget import READ_SIZE as TOXIC_READ
 from chaosnet.proxy.toxics.base import End, Receiver, Toxic
 
 if TYPE_CHECKING:
-    from asyncio import AbstractEventLoop, TimerHandle
+    from asyncio import AbstractEventLoop
 
+    from chaosnet.proxy.budget import BufferBudget
     from chaosnet.proxy.link import Link
     from chaosnet.proxy.poller import Poller
+    from chaosnet.proxy.timers import Timer, TimerQueue
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
-FAST_READ = 1 << 20
-MIN_READ = 64 << 10
-TOXIC_READ = 64 << 10
-HIGH_WATER = 512 << 10
-LOW_WATER = 128 << 10
 MAX_IOV = 64
 
 
@@ -53,12 +56,13 @@ class ReadBuffer:
     """The engine's one read buffer; the loop thread consumes it before reading again."""
 
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(FAST_READ))
+        self.view = memoryview(bytearray(MAX_READ))
         self.small = self.view[:TOXIC_READ]
 
 
 class Direction:
     __slots__ = (
+        "budget",
         "buffer",
         "deferring",
         "dest_name",
@@ -82,6 +86,7 @@ class Direction:
         "src_open",
         "stages",
         "stream",
+        "timers",
         "writing",
     )
 
@@ -96,6 +101,9 @@ class Direction:
         self.link = link
         self.loop: AbstractEventLoop = link.loop
         self.poller: Poller = link.poller
+        engine = link.proxy.engine
+        self.timers: TimerQueue = engine.timers
+        self.budget: BufferBudget = engine.budget
         self.read_size = MIN_READ
         self.src = src
         self.dst = dst
@@ -125,9 +133,11 @@ class Direction:
         # delayed chunk up to a millisecond early.
         return time.monotonic()
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        delay = max(0.0, when - time.monotonic())
-        return self.loop.call_later(delay, self.link.guarded, callback)
+    def is_due(self, when: float) -> bool:
+        return when <= time.monotonic() + self.timers.slack
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return self.timers.call_at(when, callback, self.link)  # a failure resets this link
 
     def dropped(self, count: int) -> None:
         self._release(count)
@@ -204,6 +214,9 @@ class Direction:
         self.out.clear()
         for stage in self.stages:
             stage.on_close()
+        if self.in_flight:  # what it held is gone: give it back to the engine's budget
+            self.budget.give_back(self.in_flight, self.in_flight)
+            self.in_flight = 0
 
     def _start_reading(self) -> None:
         if not self.reading and self.src_open and not self.paused and self.link.running:
@@ -225,7 +238,15 @@ class Direction:
 
     def _read(self) -> None:
         fast = self.head is self and not self.out
-        view = self.buffer.view[: self.read_size] if fast else self.buffer.small
+        if not fast and self.in_flight and self.budget.must_pause(self.in_flight):
+            self._pause()  # over the engine's budget and holding more than its share
+            return
+        if not fast:
+            view = self.buffer.small
+        elif self.budget.held > self.budget.limit:
+            view = self.buffer.small  # the engine is over its budget: small reads only
+        else:
+            view = self.buffer.view[: self.read_size]
         try:
             count = self.src.recv_into(view)
         except (BlockingIOError, InterruptedError):
@@ -238,9 +259,9 @@ class Direction:
         elif fast:
             self._forward(view, count)
         else:
-            self.in_flight += count
+            self._hold(count)
             self.head.on_data(bytes(view[:count]))
-            if self.in_flight > HIGH_WATER:
+            if self.budget.must_pause(self.in_flight):
                 self._pause()
 
     def _forward(self, view: memoryview, count: int) -> None:
@@ -254,11 +275,11 @@ class Direction:
             return
         self.forwarded += sent
         if sent < count:
-            self.in_flight += count - sent
+            self._hold(count - sent)
             self._queue(bytes(view[sent:count]))
             self._pause()
             self.read_size = max(MIN_READ, self.read_size // 2)
-        elif count == self.read_size and count < FAST_READ:
+        elif count == self.read_size and count < MAX_READ:
             self.read_size = count * 2
 
     def _pause(self) -> None:
@@ -266,12 +287,33 @@ class Direction:
         self._stop_reading()
 
     def _maybe_resume(self) -> None:
-        if self.paused and self.in_flight <= (0 if self.head is self else LOW_WATER):
+        if not self.paused:
+            return
+        # Without toxics, read again once the backlog is written.
+        ready = self.in_flight <= 0 if self.head is self else self.budget.may_resume(self.in_flight)
+        if ready:
             self.paused = False
             self._start_reading()
 
+    def _hold(self, count: int) -> None:
+        # BufferBudget.take, inlined: this runs for every chunk through a toxic.
+        budget = self.budget
+        if self.in_flight <= 0:
+            budget.holders += 1
+        self.in_flight += count
+        held = budget.held = budget.held + count
+        if held > budget.peak:
+            budget.peak = held
+
     def _release(self, count: int) -> None:
-        self.in_flight -= count
+        if not self.link.running:
+            return  # shut() gave everything back already
+        before = self.in_flight
+        self.in_flight = before - count
+        budget = self.budget  # BufferBudget.give_back, inlined
+        budget.held -= count
+        if before > 0 >= before - count:
+            budget.holders -= 1
         if self.paused:
             self._maybe_resume()
 

@@ -18,17 +18,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
 
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy import seeding
 from chaosnet.proxy.addresses import format_address
+from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.loop import new_event_loop
 from chaosnet.proxy.server import ControlServer
 
+if TYPE_CHECKING:
+    from chaosnet.proxy.engine import Engine
+
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 class EmbeddedServer:
@@ -39,11 +47,14 @@ class EmbeddedServer:
         seed: int | None = None,
         *,
         history: int = DEFAULT_HISTORY,
+        buffer_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._seed = seeding.fresh_seed() if seed is None else seed
-        self._server = ControlServer(host, port, self._seed, history=history)
+        self._server = ControlServer(
+            host, port, self._seed, history=history, buffer_limit=buffer_limit
+        )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -125,6 +136,21 @@ class EmbeddedServer:
         thread.join(STOP_TIMEOUT_S)
         if thread.is_alive():
             raise ChaosnetError(f"embedded chaosnet server did not stop in {STOP_TIMEOUT_S:g}s")
+
+    def call_in_engine(self, fn: Callable[[Engine], T]) -> T:
+        """``fn(engine)`` run on the server's loop thread, its result returned here.
+
+        For diagnostics and tests: the engine's state (timers, buffer budget, links)
+        is only consistent on that thread.
+        """
+        loop, engine = self._loop, self._server.engine
+        if self._thread is None or loop is None or engine is None:
+            raise ChaosnetError("embedded chaosnet server is not started")
+
+        async def call() -> T:
+            return fn(engine)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(CALL_TIMEOUT_S)
 
     def take_errors(self) -> list[BaseException]:
         engine = self._server.engine

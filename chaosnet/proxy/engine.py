@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chaosnet.proxy import seeding
+from chaosnet.proxy.budget import DEFAULT_LIMIT, BufferBudget
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.direction import ReadBuffer
 from chaosnet.proxy.errors import CONFLICT, ApiError, proxy_not_found
 from chaosnet.proxy.poller import Poller
 from chaosnet.proxy.proxy import Proxy
+from chaosnet.proxy.timers import TimerQueue
 
 MAX_KEPT_ERRORS = 100
 
@@ -42,16 +44,19 @@ class Engine:
         seed: int | None = None,
         history: int = DEFAULT_HISTORY,
         echo_errors: bool = False,
+        buffer_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.loop = loop
         self.seed = seeding.fresh_seed() if seed is None else seed
         self.history = history
         self.buffer = ReadBuffer()
         self.poller = Poller(loop)
+        self.budget = BufferBudget(buffer_limit)
         self.proxies: dict[str, Proxy] = {}
         self._echo_errors = echo_errors
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
+        self.timers = TimerQueue(loop, self.report)
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -120,6 +125,7 @@ class Engine:
             proxy.stop()
         self.proxies.clear()
         self.poller.close()
+        self.timers.close()
 
 
 class PopulateError(ApiError):

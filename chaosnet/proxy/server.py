@@ -16,6 +16,7 @@ from aiohttp import web
 
 from chaosnet.proxy.addresses import family_of, format_address
 from chaosnet.proxy.api import build_app
+from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.engine import Engine, ProxyConfig
 
@@ -31,12 +32,14 @@ class ControlServer:
         *,
         history: int = DEFAULT_HISTORY,
         echo_errors: bool = False,
+        buffer_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self._host = host
         self._port = port
         self._seed = seed
         self._history = history
         self._echo_errors = echo_errors
+        self._buffer_limit = buffer_limit
         self._runner: web.AppRunner | None = None
         self.engine: Engine | None = None
         self.address: tuple[str, int] | None = None
@@ -49,7 +52,13 @@ class ControlServer:
     async def start(self, proxies: Sequence[ProxyConfig] = ()) -> None:
         """Bind the API and create ``proxies``; raises OSError or ApiError, leaving nothing open."""
         loop = asyncio.get_running_loop()
-        engine = Engine(loop, self._seed, self._history, echo_errors=self._echo_errors)
+        engine = Engine(
+            loop,
+            self._seed,
+            self._history,
+            echo_errors=self._echo_errors,
+            buffer_limit=self._buffer_limit,
+        )
         loop.set_exception_handler(lambda _loop, context: _report(engine, context))
         sock = _bind(self._host, self._port)
         runner = web.AppRunner(

@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING
 from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
 SLICE_S = 0.01
-SLACK_S = 0.0005
 
 
 class BandwidthToxic(Toxic):
@@ -34,7 +32,7 @@ class BandwidthToxic(Toxic):
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.queue: deque[bytes | End] = deque()
-        self.timer: TimerHandle | None = None
+        self.timer: Timer | None = None
         self.free_at = 0.0  # when the simulated link finishes what it already sent
 
     def _bytes_per_s(self) -> int:
@@ -58,7 +56,6 @@ class BandwidthToxic(Toxic):
 
     def _pump(self) -> None:
         self.timer = None
-        now = self.pipe.now()
         while self.queue:
             head = self.queue[0]
             if isinstance(head, End):
@@ -72,7 +69,7 @@ class BandwidthToxic(Toxic):
                 continue
             size = min(len(head), max(1, int(rate * SLICE_S)))
             done_at = self.free_at + size / rate
-            if done_at > now + SLACK_S:
+            if not self.pipe.is_due(done_at):
                 self.timer = self.pipe.call_at(done_at, self._pump)
                 return
             self.free_at = done_at

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
 EndKind = Literal["eof", "fin", "rst"]
@@ -59,14 +58,19 @@ class Receiver(Protocol):
 class Pipe(Protocol):
     """What a stage may use from the direction it sits in.
 
-    Times are ``time.monotonic()`` seconds; ``call_at`` schedules on the event loop.
+    Times are ``time.monotonic()`` seconds. ``call_at`` schedules on the engine's
+    timer queue; ``is_due`` says whether a timer for that time would run now (the
+    queue's alarm may run timers slightly early where its clock is coarse), so a
+    stage releases what is due instead of arming a timer for it.
     """
 
     stream: str
 
     def now(self) -> float: ...
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle: ...
+    def is_due(self, when: float) -> bool: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer: ...
 
     def dropped(self, count: int) -> None: ...
 
@@ -195,9 +199,9 @@ class Toxic:
         self.pipe.dropped(len(data))
 
 
-def cancel(handle: TimerHandle | None) -> None:
-    if handle is not None:
-        handle.cancel()
+def cancel(timer: Timer | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 def ms(value: object) -> float:

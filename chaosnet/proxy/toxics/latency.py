@@ -16,12 +16,8 @@ from typing import TYPE_CHECKING
 from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
-
-# A timer firing this early still releases the chunk (loop timers are ms-grained).
-SLACK_S = 0.0005
 
 
 class LatencyToxic(Toxic):
@@ -37,7 +33,7 @@ class LatencyToxic(Toxic):
         super().__init__(spec, pipe, downstream)
         # (arrival time, jitter draw in ms, chunk or end)
         self.queue: deque[tuple[float, int, bytes | End]] = deque()
-        self.timer: TimerHandle | None = None
+        self.timer: Timer | None = None
 
     def _jitter(self) -> int:
         jitter = self.int_attr("jitter")
@@ -54,7 +50,7 @@ class LatencyToxic(Toxic):
 
     def _hold(self, item: bytes | End, jitter: int) -> None:
         now = self.pipe.now()
-        if not self.queue and self._due(now, jitter) <= now + SLACK_S:
+        if not self.queue and self.pipe.is_due(self._due(now, jitter)):
             self._release(item)
             return
         self.queue.append((now, jitter, item))
@@ -67,9 +63,8 @@ class LatencyToxic(Toxic):
 
     def _fire(self) -> None:
         self.timer = None
-        limit = self.pipe.now() + SLACK_S
-        queue = self.queue
-        while queue and self._due(queue[0][0], queue[0][1]) <= limit:
+        queue, is_due = self.queue, self.pipe.is_due
+        while queue and is_due(self._due(queue[0][0], queue[0][1])):
             self._release(queue.popleft()[2])
         if queue and self.timer is None:
             self._schedule()

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
@@ -31,7 +30,7 @@ class ResetPeerToxic(Toxic):
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.timer: TimerHandle | None = None
+        self.timer: Timer | None = None
         self.triggered_at: float | None = None
 
     def on_data(self, data: bytes) -> None:

@@ -3,8 +3,9 @@
 The split points are chosen as Toxiproxy does (halve the chunk, move the middle by
 a draw in ``[-size_variation, size_variation)``, recurse until a piece is within
 ``size_variation`` of ``average_size``), from the seeded source. Each piece is a
-separate write, and ``delay`` microseconds pass after each one. Delays below the
-event loop's timer resolution (1 ms with uvloop) are rounded by it.
+separate write, and ``delay`` microseconds pass after each one (timed by the
+engine's timer queue: to the microsecond where a timerfd drives it, so the
+wake-up, tens of microseconds, is the floor; to 1 ms with the loop's own timers).
 ``size_variation`` must be smaller than ``average_size`` (Toxiproxy recurses
 forever otherwise).
 """
@@ -28,8 +29,7 @@ from chaosnet.proxy.toxics.base import (
 )
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
@@ -72,7 +72,7 @@ class SlicerToxic(Toxic):
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.queue: deque[bytes | End] = deque()
-        self.timer: TimerHandle | None = None
+        self.timer: Timer | None = None
 
     def cuts(self, size: int) -> list[int]:
         """Piece boundaries for a chunk of ``size`` bytes: [0, a, b, ..., size]."""

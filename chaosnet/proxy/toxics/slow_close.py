@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
@@ -26,7 +25,7 @@ class SlowCloseToxic(Toxic):
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.held: End | None = None
-        self.timer: TimerHandle | None = None
+        self.timer: Timer | None = None
 
     def on_end(self, end: End) -> None:
         self.held = end

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, cancel, ms
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
@@ -28,7 +27,7 @@ class TimeoutToxic(Toxic):
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.timer: TimerHandle | None = None
+        self.timer: Timer | None = None
         self._arm()
 
     def _arm(self) -> None:
