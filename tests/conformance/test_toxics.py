@@ -9,34 +9,17 @@ import pytest
 
 from tests.proxy.support import (
     Api,
-    Handler,
     Upstream,
     connect,
     listen_address,
     recv_all,
     recv_chunks,
     recv_exactly,
+    sends,
+    timed_round_trip,
     upstream,
     wait_for,
 )
-
-
-def timed_round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
-    start = time.monotonic()
-    sock.sendall(payload)
-    assert recv_exactly(sock, len(payload)) == payload
-    return time.monotonic() - start
-
-
-def sends(data: bytes, *, then_close: bool = True) -> Handler:
-    def handler(conn: socket.socket) -> None:
-        conn.sendall(data)
-        if then_close:
-            conn.close()
-        else:
-            recv_all(conn)
-
-    return handler
 
 
 def test_no_toxic_passes_data(api: Api, echo_server: Upstream) -> None:

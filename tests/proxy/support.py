@@ -252,3 +252,24 @@ class Api:
 def listen_address(proxy: dict[str, Any]) -> Address:
     host, _, port = str(proxy["listen"]).rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def timed_round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
+    """Seconds for ``payload`` to go through an echoing path and back."""
+    start = time.monotonic()
+    sock.sendall(payload)
+    assert recv_exactly(sock, len(payload)) == payload
+    return time.monotonic() - start
+
+
+def sends(data: bytes, *, then_close: bool = True) -> Handler:
+    """An upstream handler that sends ``data``, then closes (or reads until the client does)."""
+
+    def handler(conn: socket.socket) -> None:
+        conn.sendall(data)
+        if then_close:
+            conn.close()
+        else:
+            recv_all(conn)
+
+    return handler

@@ -11,34 +11,17 @@ import pytest
 
 from tests.proxy.support import (
     Api,
-    Handler,
     Upstream,
     connect,
     listen_address,
     recv_all,
     recv_chunks,
     recv_exactly,
+    sends,
+    timed_round_trip,
     upstream,
     wait_for,
 )
-
-
-def timed_round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
-    start = time.monotonic()
-    sock.sendall(payload)
-    assert recv_exactly(sock, len(payload)) == payload
-    return time.monotonic() - start
-
-
-def sender(data: bytes, then_close: bool = True) -> Handler:
-    def handler(conn: socket.socket) -> None:
-        conn.sendall(data)
-        if then_close:
-            conn.close()
-        else:
-            recv_all(conn)
-
-    return handler
 
 
 @pytest.mark.parametrize("stream", ["downstream", "upstream"])
@@ -78,7 +61,7 @@ def test_latency_jitter_stays_in_range(api: Api, echo_server: Upstream) -> None:
 
 def test_bandwidth_limits_the_rate(api: Api) -> None:
     payload = b"b" * 150_000
-    with upstream(sender(payload)) as server:
+    with upstream(sends(payload)) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic("p", "bandwidth", attributes={"rate": 500})  # 500 KB/s -> 0.3 s
         with connect(address) as sock:
@@ -90,7 +73,7 @@ def test_bandwidth_limits_the_rate(api: Api) -> None:
 
 def test_bandwidth_zero_is_unlimited(api: Api) -> None:
     payload = b"b" * 2_000_000
-    with upstream(sender(payload)) as server:
+    with upstream(sends(payload)) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic("p", "bandwidth", attributes={"rate": 0})
         with connect(address) as sock:
@@ -100,7 +83,7 @@ def test_bandwidth_zero_is_unlimited(api: Api) -> None:
 
 
 def test_slow_close_delays_the_close(api: Api) -> None:
-    with upstream(sender(b"bye")) as server:
+    with upstream(sends(b"bye")) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic("p", "slow_close", attributes={"delay": 150})
         with connect(address) as sock:
@@ -153,7 +136,7 @@ def test_reset_peer_resets_after_data(api: Api, echo_server: Upstream, timeout_m
 
 def test_reset_peer_with_toxicity_zero_resets_nothing(api: Api) -> None:
     """Toxiproxy #603: there every close becomes a reset once reset_peer exists."""
-    with upstream(sender(b"done")) as server:
+    with upstream(sends(b"done")) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic("p", "reset_peer", toxicity=0.0)
         with connect(address) as sock:
@@ -183,7 +166,7 @@ def test_reset_peer_upstream_resets_the_server(api: Api) -> None:
 
 def test_slicer_splits_into_delayed_pieces(api: Api) -> None:
     payload = bytes(range(100))
-    with upstream(sender(payload)) as server:
+    with upstream(sends(payload)) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic(
             "p", "slicer", attributes={"average_size": 10, "size_variation": 0, "delay": 20_000}
@@ -200,7 +183,7 @@ def test_slicer_splits_into_delayed_pieces(api: Api) -> None:
 
 def test_slicer_variation_keeps_pieces_in_bounds(api: Api) -> None:
     payload = b"s" * 4000
-    with upstream(sender(payload)) as server:
+    with upstream(sends(payload)) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic(
             "p", "slicer", attributes={"average_size": 200, "size_variation": 100, "delay": 3000}
@@ -213,7 +196,7 @@ def test_slicer_variation_keeps_pieces_in_bounds(api: Api) -> None:
 
 def test_limit_data_passes_exactly_n_bytes(api: Api) -> None:
     payload = bytes(range(256)) * 4
-    with upstream(sender(payload, then_close=False)) as server:
+    with upstream(sends(payload, then_close=False)) as server:
         address = listen_address(api.create_proxy("p", server.address))
         api.add_toxic("p", "limit_data", attributes={"bytes": 300})
         with connect(address) as sock:
