@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chaosnet.errors import ChaosnetError
+from chaosnet.proxy.budget import DEFAULT_LIMIT
+from chaosnet.proxy.connlog import DEFAULT_HISTORY
 
 EXIT_USAGE = 2
 
@@ -30,6 +32,19 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=None, help="seed for reproducible toxics")
     serve.add_argument(
         "--config", type=Path, default=None, help="Toxiproxy-style JSON array of proxies"
+    )
+    serve.add_argument(
+        "--history",
+        type=_positive_int,
+        default=DEFAULT_HISTORY,
+        help=f"connections kept per proxy in the connection log (default {DEFAULT_HISTORY})",
+    )
+    serve.add_argument(
+        "--buffer-limit",
+        type=_positive_int,
+        default=DEFAULT_LIMIT,
+        metavar="BYTES",
+        help=f"bytes toxics may hold across all connections (default {DEFAULT_LIMIT})",
     )
 
     run = commands.add_parser("run", help="run scenario files (or every scenario in folders)")
@@ -81,6 +96,16 @@ def _add_backend_option(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
@@ -96,7 +121,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from chaosnet.proxy.serve import main as serve_main
 
-        return serve_main(host=args.host, port=args.port, seed=args.seed, config=args.config)
+        return serve_main(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            config=args.config,
+            history=args.history,
+            buffer_limit=args.buffer_limit,
+        )
     if args.command == "run":
         from chaosnet.scenario.commands import RunRequest, run_command
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy import seeding
 from chaosnet.proxy.addresses import format_address
+from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.config import load_config
+from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import ApiError
 from chaosnet.proxy.loop import new_event_loop
@@ -29,7 +31,15 @@ EXIT_USAGE = 2
 MAX_OPEN_FILES = 1 << 16
 
 
-def main(host: str, port: int, seed: int | None, config: Path | None) -> int:
+def main(
+    host: str,
+    port: int,
+    seed: int | None,
+    config: Path | None,
+    *,
+    history: int = DEFAULT_HISTORY,
+    buffer_limit: int = DEFAULT_LIMIT,
+) -> int:
     try:
         proxies = load_config(config) if config is not None else []
     except ChaosnetError as exc:
@@ -37,19 +47,24 @@ def main(host: str, port: int, seed: int | None, config: Path | None) -> int:
     _raise_open_files_limit()
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(_serve(host, port, seed, proxies))
+        server = ControlServer(
+            host,
+            port,
+            seeding.fresh_seed() if seed is None else seed,
+            echo_errors=True,
+            history=history,
+            buffer_limit=buffer_limit,
+        )
+        return loop.run_until_complete(_serve(server, format_address(host, port), proxies))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
 
 
-async def _serve(host: str, port: int, seed: int | None, proxies: list[ProxyConfig]) -> int:
-    seed = seeding.fresh_seed() if seed is None else seed
-    server = ControlServer(host, port, seed, echo_errors=True)
+async def _serve(server: ControlServer, where: str, proxies: list[ProxyConfig]) -> int:
     try:
         await server.start(proxies)
     except OSError as exc:
-        where = format_address(host, port)
         return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
     except ApiError as exc:
         return _fail(f"config: {exc.message}")
@@ -58,7 +73,7 @@ async def _serve(host: str, port: int, seed: int | None, proxies: list[ProxyConf
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     try:
-        print(f"chaosnet serve: seed {seed}", file=sys.stderr, flush=True)
+        print(f"chaosnet serve: seed {server.seed}", file=sys.stderr, flush=True)
         print(f"chaosnet serve: listening on {server.url}", flush=True)
         await stopping.wait()
     finally:

@@ -45,6 +45,10 @@ class ControlServer:
         self.address: tuple[str, int] | None = None
 
     @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @property
     def url(self) -> str:
         assert self.address is not None
         return f"http://{format_address(*self.address)}"

@@ -205,3 +205,27 @@ def test_running_out_of_descriptors_hurts_only_the_new_connections(echo_server: 
         code, _, err = finish(process)
     assert code == 0
     assert "Traceback" not in err
+
+
+def test_history_bounds_the_connection_log(echo_server: Upstream) -> None:
+    process = serve("--port", "0", "--history", "3", "--buffer-limit", "1048576")
+    try:
+        api = Api(ready_url(process))
+        address = listen_address(api.create_proxy("h", echo_server.address))
+        for _ in range(5):
+            assert round_trip(address) == b"ping"
+        log = api.get("/proxies/h/connections?wait_open=0&timeout_ms=5000").body
+        assert (log["opened"], log["history"]) == (5, 3)
+        assert [record["id"] for record in log["connections"]] == [3, 4, 5]
+        api.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert finish(process)[0] == 0
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--history", "0"), ("--buffer-limit", "lots")])
+def test_bad_sizes_are_usage_errors(flag: str, value: str) -> None:
+    code, _, err = finish(serve("--port", "0", flag, value))
+    assert code == 2
+    assert f"argument {flag}:" in err
+    assert "Traceback" not in err
