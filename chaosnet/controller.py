@@ -9,7 +9,6 @@ valid across an API ``/reset``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from chaosnet.control import (
     parse_address,
 )
 from chaosnet.errors import ChaosnetError
+from chaosnet.seeds import derive_seed
 
 
 class HasAddress(Protocol):
@@ -180,13 +180,6 @@ class Proxy:
 
     def __repr__(self) -> str:
         return f"<proxy {self.name} {self.listen} -> {self.upstream}>"
-
-
-def derive_seed(seed: int, label: str) -> int:
-    """A stable 32-bit seed for ``label`` under ``seed``: the same in every run and process,
-    and independent of what else the run creates, so one test replays on its own."""
-    digest = hashlib.blake2b(f"{seed}|{label}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -7,17 +7,16 @@ the two read the same names and validate them the same way.
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from chaosnet.errors import ChaosnetError
+from chaosnet.seeds import MAX_SEED, fresh_seed
 
 BACKENDS = ("embedded", "toxiproxy", "docker")
 DEFAULT_DOCKER_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class Settings:
         """A copy with a concrete seed: the given one, or a fresh random one."""
         if self.seed is not None:
             return self
-        return replace(self, seed=random.SystemRandom().randint(0, MAX_SEED))
+        return replace(self, seed=fresh_seed())
 
     def override(self, source: str, **values: Any) -> Settings:
         """A copy with ``values`` (raw strings or typed) parsed and applied."""

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from chaosnet import leaks
 from chaosnet.backends import Backend, open_backend
 from chaosnet.control import ConnectionRecord, ControlClient
-from chaosnet.controller import Chaos, derive_seed
+from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.loop import prepare_process
+from chaosnet.seeds import derive_seed
 from chaosnet.servers import ownership
 from chaosnet.servers.builtin import start_builtin
 from chaosnet.servers.process import ServerProcess

@@ -23,12 +23,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from chaosnet.errors import ChaosnetError
-from chaosnet.proxy import seeding
 from chaosnet.proxy.addresses import format_address
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.loop import new_event_loop
 from chaosnet.proxy.server import ControlServer
+from chaosnet.seeds import fresh_seed
 
 if TYPE_CHECKING:
     from chaosnet.proxy.engine import Engine
@@ -51,7 +51,7 @@ class EmbeddedServer:
     ) -> None:
         self._host = host
         self._requested_port = port
-        self._seed = seeding.fresh_seed() if seed is None else seed
+        self._seed = fresh_seed() if seed is None else seed
         self._server = ControlServer(
             host, port, self._seed, history=history, buffer_limit=buffer_limit
         )

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chaosnet.proxy import seeding
 from chaosnet.proxy.budget import DEFAULT_LIMIT, BufferBudget
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.direction import ReadBuffer
@@ -23,6 +22,7 @@ from chaosnet.proxy.errors import CONFLICT, ApiError, proxy_not_found
 from chaosnet.proxy.poller import Poller
 from chaosnet.proxy.proxy import Proxy
 from chaosnet.proxy.timers import TimerQueue
+from chaosnet.seeds import fresh_seed
 
 MAX_KEPT_ERRORS = 100
 
@@ -47,7 +47,7 @@ class Engine:
         buffer_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.loop = loop
-        self.seed = seeding.fresh_seed() if seed is None else seed
+        self.seed = fresh_seed() if seed is None else seed
         self.history = history
         self.buffer = ReadBuffer()
         self.poller = Poller(loop)

@@ -11,14 +11,8 @@ same toxicity draws, jitter, slice sizes and corrupted positions.
 from __future__ import annotations
 
 import random
-import secrets
 
 MAX_SEED = 2**63 - 1
-
-
-def fresh_seed() -> int:
-    """A random seed for a server started without one (reported, so it can be replayed)."""
-    return secrets.randbelow(2**32)
 
 
 def derive(seed: int, *labels: object) -> random.Random:

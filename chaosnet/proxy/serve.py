@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from chaosnet.errors import ChaosnetError
-from chaosnet.proxy import seeding
 from chaosnet.proxy.addresses import format_address
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.config import load_config
@@ -25,6 +24,7 @@ from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import ApiError
 from chaosnet.proxy.loop import new_event_loop
 from chaosnet.proxy.server import ControlServer
+from chaosnet.seeds import fresh_seed
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -50,7 +50,7 @@ def main(
         server = ControlServer(
             host,
             port,
-            seeding.fresh_seed() if seed is None else seed,
+            fresh_seed() if seed is None else seed,
             echo_errors=True,
             history=history,
             buffer_limit=buffer_limit,

@@ -30,7 +30,7 @@ from chaosnet.scenario.expectations import Observation, evaluate
 from chaosnet.scenario.loader import LoadedScenario
 from chaosnet.scenario.model import RECOVERY_ACTIONS, BuiltinServer, Scenario
 from chaosnet.scenario.result import ScenarioResult
-from chaosnet.scenario.stage import Stage, derive_seed
+from chaosnet.scenario.stage import Stage
 from chaosnet.scenario.timeline import Timeline, TimelineEvent, describe
 from chaosnet.scenario.workloads import (
     BUILTIN,
@@ -38,6 +38,7 @@ from chaosnet.scenario.workloads import (
     WorkloadContext,
     retry_policy,
 )
+from chaosnet.seeds import derive_seed
 from chaosnet.servers.lifecycle import RealServer
 
 #: How long to wait for a stopped workload to notice, and for connections to drain.

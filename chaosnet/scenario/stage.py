@@ -8,7 +8,6 @@ it tries everything and reports the first failure.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,12 @@ from chaosnet.scenario.checks import toxic_definitions, update_attributes
 from chaosnet.scenario.loader import LoadedScenario
 from chaosnet.scenario.model import BuiltinServer, CommandServer, DockerServer, Readiness, Step
 from chaosnet.scenario.toxics import ToxicBase
+from chaosnet.seeds import derive_seed
 from chaosnet.servers import ArgvSpec, HttpOk, LogLine, PortAccepts, ServerProcess, builtin_server
 from chaosnet.servers.lifecycle import RealServer
 from chaosnet.servers.readiness import ReadinessCheck
-from chaosnet.settings import MAX_SEED
 
 PORT_PLACEHOLDER = "{port}"
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A seed for one consumer (a toxic, the retry jitter), stable across runs and Pythons."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % (MAX_SEED + 1)
 
 
 class Stage:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from chaosnet.control import EXTENSION_TOXIC_FIELDS, TOXIPROXY_TOXIC_TYPES
 from chaosnet.scenario.units import Bytes, KilobytesPerSecond, Micros, Millis
-from chaosnet.settings import MAX_SEED
+from chaosnet.seeds import MAX_SEED
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chaosnet.controller import derive_seed
+from chaosnet.seeds import derive_seed
 
 SEED_PROBE = """
     import pytest
-    from chaosnet.controller import derive_seed
+    from chaosnet.seeds import derive_seed
 
     def test_seed(chaos, request):
         expected = {expected}

@@ -11,8 +11,8 @@ import pytest
 from chaosnet.backends.toxiproxy import ToxiproxyBackend
 from chaosnet.cli import main
 from chaosnet.scenario.model import Client
-from chaosnet.scenario.stage import derive_seed
 from chaosnet.scenario.workloads import retry_policy
+from chaosnet.seeds import derive_seed
 from tests.scenario.conftest import MINIMAL, RecordingListener, RunText, WriteScenario
 
 COUNTEREXAMPLES = Path(__file__).parent / "counterexamples"
