@@ -142,8 +142,8 @@ class Proxy:
         self.client.update_proxy(self.name, enabled=False)
 
     def enable(self) -> None:
-        self.client.update_proxy(self.name, enabled=True)
-        self._refresh_address()
+        info = self.client.update_proxy(self.name, enabled=True)
+        self.listen, self.address = info.listen, info.address
 
     @contextmanager
     def down(self) -> Iterator[Proxy]:
@@ -173,10 +173,6 @@ class Proxy:
     def delete(self) -> None:
         with suppress(NotFound):
             self.client.delete_proxy(self.name)
-
-    def _refresh_address(self) -> None:
-        info = self.client.get_proxy(self.name)
-        self.listen, self.address = info.listen, info.address
 
     def __repr__(self) -> str:
         return f"<proxy {self.name} {self.listen} -> {self.upstream}>"

@@ -114,7 +114,6 @@ class SessionState:
             os.environ.setdefault(ownership.RUN_ID_ENV, uuid.uuid4().hex)
 
     def begin(self, *, controller: bool) -> None:
-        leaks.track_creation_sites()
         prepare_process()  # what the event-loop library keeps open for good is not a leak
         ownership.register_leak_probe()
         if controller:  # once per run, not once per xdist worker
