@@ -3,7 +3,25 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import pytest
+
+import chaosnet
+
+
+def _import_all_of_chaosnet() -> None:
+    """In-process pytester runs drop the modules they imported when they end. A chaosnet
+    module first imported inside one inner run would then be imported again by the next,
+    giving two copies (two toxic registries, two ``ApiError`` classes) beside the ones the
+    outer run holds. Importing everything up front keeps one copy of each."""
+    for module in pkgutil.walk_packages(chaosnet.__path__, "chaosnet."):
+        if not module.name.endswith(("__main__", "pdeathsig_exec")):
+            importlib.import_module(module.name)
+
+
+_import_all_of_chaosnet()
 
 
 @pytest.fixture(autouse=True)
