@@ -6,7 +6,7 @@ missing (in CI, ``CHAOSNET_REQUIRE_ALL=1`` turns that into a failure).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,21 +17,6 @@ from chaosnet.servers import ownership
 from chaosnet.servers.container import ContainerServer
 from chaosnet.servers.docker_engine import docker_client
 from tests.docker.fixtures import builtin_container
-
-
-@pytest.fixture
-def docker_server(docker_engine: None) -> Iterator[Callable[..., ContainerServer]]:
-    """Start a ContainerServer; every one is stopped (and removed) at teardown."""
-    started: list[ContainerServer] = []
-
-    def start(image: str, command: Any = None, **options: Any) -> ContainerServer:
-        server = ContainerServer(image, command, **options)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in reversed(started):
-        server.stop(grace=1.0)
 
 
 class Shared:

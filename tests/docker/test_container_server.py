@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,6 +19,7 @@ from chaosnet.servers.errors import ServerCrashed, ServerNotReady
 from chaosnet.servers.lifecycle import RealServer
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import HttpOk, Listening, LogLine
+from chaosnet.testrun import ContainerFactory
 from tests.docker import images
 from tests.docker.conftest import containers_left
 from tests.docker.fixtures import builtin_container
@@ -76,7 +77,7 @@ def test_listening_finds_the_port_of_a_server_that_does_not_print_it(servers_ima
 
 
 def test_http_readiness_with_an_entrypoint_of_our_own(
-    docker_server: Callable[..., ContainerServer], servers_image: str
+    docker_server: ContainerFactory, servers_image: str
 ) -> None:
     server = docker_server(
         servers_image,
