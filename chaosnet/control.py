@@ -185,12 +185,20 @@ class ControlClient:
         body = self._request("GET", "/version")
         return body if isinstance(body, dict) else {"version": str(body)}
 
+    def chaosnet_info(self) -> dict[str, Any] | None:
+        """chaosnet's ``GET /chaosnet`` (version, extensions, seed); None from Toxiproxy (404)."""
+        try:
+            body = self._request("GET", "/chaosnet")
+        except NotFound:
+            return None
+        return body if isinstance(body, dict) else None
+
     @property
     def extensions(self) -> frozenset[str]:
-        """Extension features the server announces in ``/version`` (empty for Toxiproxy)."""
+        """Extension features the server announces in ``GET /chaosnet`` (empty for Toxiproxy)."""
         if self._extensions is None:
-            announced = self.version().get("chaosnet") or {}
-            self._extensions = frozenset(announced.get("extensions") or ())
+            info = self.chaosnet_info() or {}
+            self._extensions = frozenset(info.get("extensions") or ())
         return self._extensions
 
     @property
@@ -388,7 +396,8 @@ def _error_message(text: str) -> str:
     except ValueError:
         return text.strip()[:500] or "(empty body)"
     if isinstance(body, dict) and "error" in body:
-        return str(body["error"])
+        detail = body.get("detail")
+        return f"{body['error']}: {detail}" if detail else str(body["error"])
     return text.strip()[:500]
 
 

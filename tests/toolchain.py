@@ -52,10 +52,15 @@ def toxiproxy_binaries() -> tuple[Path, Path] | str:
     return server, cli
 
 
+def toxiproxy_ldflags() -> str:
+    """The version stamp of the real server (``toxiproxy.Version``); also used for its suite."""
+    return f"-X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}"
+
+
 def _go_install(go: str) -> str | None:
     staging = TOOLS_BIN.parent / "gobin"
     env = dict(os.environ, GOBIN=str(staging), CGO_ENABLED="0")
-    ldflags = f"-X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}"
+    ldflags = toxiproxy_ldflags()
     packages = [f"{TOXIPROXY_MODULE}/cmd/{cmd}@v{TOXIPROXY_VERSION}" for cmd in ("server", "cli")]
     try:
         subprocess.run(

@@ -3,21 +3,26 @@
 Endpoints (as Toxiproxy): ``GET /version``; ``GET``/``POST /proxies``;
 ``POST /populate``; ``POST /reset``; ``GET``/``POST``/``PATCH``/``DELETE
 /proxies/{name}``; ``GET``/``POST /proxies/{name}/toxics``;
-``GET``/``POST``/``PATCH``/``DELETE /proxies/{name}/toxics/{toxic}``.
-Extension: ``GET /proxies/{name}/connections`` (see ``connlog.py``), and
-``/version`` carries ``"chaosnet": {"version", "extensions", "seed"}`` so a client
-can tell chaosnet from Toxiproxy.
+``GET``/``POST``/``PATCH``/``DELETE /proxies/{name}/toxics/{toxic}``. ``/version`` answers
+Toxiproxy's body byte for byte, and every response carries Toxiproxy's
+``X-Toxiproxy-Request-Id`` header.
+Extensions: ``GET /chaosnet`` (``{"version", "toxiproxy_api", "extensions",
+"seed"}``; Toxiproxy answers 404, which is how a client tells them apart),
+the ``X-Chaosnet-Version`` header on every response, and ``GET
+/proxies/{name}/connections`` (see ``connlog.py``).
 
-Every error is JSON ``{"error": "...", "status": N}`` -- also 403 (a browser's
-``User-Agent: Mozilla/...``, refused as Toxiproxy does against cross-site
-requests), 404 for unknown paths, 405 and 413 (bodies over 1 MiB), where
-Toxiproxy answers in plain text. An unexpected exception becomes a 500 and is
-reported to the engine's error list; the server keeps serving.
+Every error is JSON ``{"error": "...", "status": N}`` (plus ``detail`` where
+chaosnet knows more than Toxiproxy's fixed message, see ``errors.py``) -- also
+403 (a browser's ``User-Agent: Mozilla/...``, refused as Toxiproxy does against
+cross-site requests), 404 for unknown paths, 405 and 413 (bodies over 1 MiB),
+where Toxiproxy answers in plain text. An unexpected exception becomes a 500 and
+is reported to the engine's error list; the server keeps serving.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -30,11 +35,16 @@ from chaosnet.proxy.errors import TOO_LARGE, ApiError, bad_request
 from chaosnet.proxy.toxics import EXTENSION_TYPES
 
 TOXIPROXY_API_VERSION = "2.12.0"
+#: ``GET /version``'s body, byte for byte as toxiproxy-server writes it (clients compare it).
+VERSION_BODY = f'{{"version": "{TOXIPROXY_API_VERSION}"}}\n'.encode()
+VERSION_CONTENT_TYPE = "application/json;charset=utf-8"
+REQUEST_ID_HEADER = "X-Toxiproxy-Request-Id"
+CHAOSNET_HEADER = "X-Chaosnet-Version"
 MAX_BODY = 1 << 20
 MAX_WAIT_MS = 60_000  # a connection-log wait never holds a request longer
 FORBIDDEN = 403
 INTERNAL_ERROR = 500
-#: Extension features announced in /version (toxic types, toxic fields, endpoints).
+#: Extension features announced in ``GET /chaosnet`` (toxic types, toxic fields, endpoints).
 EXTENSIONS = (*EXTENSION_TYPES, "skip_connections", "max_connections", "seed", "connections")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,7 +72,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message)
+        return json_response(exc.to_json(), exc.status)
     except web.HTTPRequestEntityTooLarge:
         return error_response(TOO_LARGE, f"request body larger than {MAX_BODY} bytes")
     except web.HTTPException as exc:
@@ -74,6 +84,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(INTERNAL_ERROR, f"internal error: {exc!r}")
 
 
+async def identify(request: web.Request, response: web.StreamResponse) -> None:
+    """Toxiproxy's request id (a fresh random one per request) and chaosnet's version."""
+    response.headers[REQUEST_ID_HEADER] = secrets.token_hex(10)
+    response.headers[CHAOSNET_HEADER] = chaosnet.__version__
+
+
 async def read_json(request: web.Request) -> Any:
     return bodies.parse_json(await request.read())
 
@@ -83,14 +99,15 @@ class Handlers:
         self.engine = engine
 
     async def version(self, request: web.Request) -> web.Response:
+        return web.Response(body=VERSION_BODY, headers={"Content-Type": VERSION_CONTENT_TYPE})
+
+    async def chaosnet(self, request: web.Request) -> web.Response:
         return json_response(
             {
-                "version": TOXIPROXY_API_VERSION,
-                "chaosnet": {
-                    "version": chaosnet.__version__,
-                    "extensions": list(EXTENSIONS),
-                    "seed": self.engine.seed,
-                },
+                "version": chaosnet.__version__,
+                "toxiproxy_api": TOXIPROXY_API_VERSION,
+                "extensions": list(EXTENSIONS),
+                "seed": self.engine.seed,
             }
         )
 
@@ -178,9 +195,11 @@ def _connection_wait(query: Mapping[str, str]) -> tuple[int, float] | None:
 def build_app(engine: Engine) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
     app[ENGINE] = engine
+    app.on_response_prepare.append(identify)
     h = Handlers(engine)
     proxy, toxic = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
     app.router.add_get("/version", h.version)
+    app.router.add_get("/chaosnet", h.chaosnet)
     app.router.add_get("/proxies", h.proxies)
     app.router.add_post("/proxies", h.create_proxy)
     app.router.add_post("/populate", h.populate)

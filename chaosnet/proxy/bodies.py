@@ -15,7 +15,7 @@ from typing import Any
 
 from chaosnet.proxy.addresses import parse_listen, parse_upstream
 from chaosnet.proxy.engine import ProxyConfig
-from chaosnet.proxy.errors import bad_request
+from chaosnet.proxy.errors import BAD_REQUEST, ApiError, bad_request
 from chaosnet.proxy.seeding import MAX_SEED
 from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.proxy.toxics.base import MAX_BYTES, FieldError, Toxic
@@ -92,10 +92,18 @@ def proxy_config(body: Any, *, where: str = "") -> ProxyConfig:
     if not upstream:
         raise bad_request(f"missing required field: upstream{where}")
     listen = _string(body, "listen", where=where) or ""
-    parse_listen(listen)
-    parse_upstream(upstream)
     enabled = _bool(body, "enabled", where=where)
     return ProxyConfig(name, listen, upstream, True if enabled is None else enabled)
+
+
+def check_addresses(config: ProxyConfig) -> None:
+    """The addresses' syntax; the engine checks them again when it creates the proxy.
+
+    Not part of :func:`proxy_config`: as in Toxiproxy, ``/populate`` creates the
+    entries before one with a bad address, then reports it with those created.
+    """
+    parse_listen(config.listen)
+    parse_upstream(config.upstream)
 
 
 def populate_configs(body: Any) -> list[ProxyConfig]:
@@ -129,7 +137,7 @@ def new_toxic(body: Any) -> ToxicSpec:
     cls = REGISTRY.get(type_name)
     if cls is None:
         known = ", ".join(sorted(REGISTRY))
-        raise bad_request(f"invalid toxic type: {type_name!r} (known: {known})")
+        raise ApiError(BAD_REQUEST, "invalid toxic type", f"{type_name!r} (known: {known})")
     name = _string(body, "name") or f"{type_name}_{stream}"
     defaults = {attr.name: attr.default for attr in cls.attributes}
     attributes = _attributes(cls, body.get("attributes"), defaults)

@@ -29,6 +29,9 @@ def load_config(path: Path) -> list[ProxyConfig]:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ChaosnetError(f"config {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        return bodies.populate_configs(bodies.parse_json(raw))
+        configs = bodies.populate_configs(bodies.parse_json(raw))
+        for config in configs:  # a file is checked whole before anything starts
+            bodies.check_addresses(config)
+        return configs
     except ApiError as exc:
-        raise ChaosnetError(f"bad config {path}: {exc.message}") from None
+        raise ChaosnetError(f"bad config {path}: {exc}") from None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from chaosnet.proxy.budget import DEFAULT_LIMIT, BufferBudget
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.direction import ReadBuffer
-from chaosnet.proxy.errors import CONFLICT, ApiError, proxy_not_found
+from chaosnet.proxy.errors import ApiError, proxy_exists, proxy_not_found
 from chaosnet.proxy.poller import Poller
 from chaosnet.proxy.proxy import Proxy
 from chaosnet.proxy.timers import TimerQueue
@@ -82,7 +82,7 @@ class Engine:
 
     async def create(self, config: ProxyConfig) -> Proxy:
         if config.name in self.proxies:
-            raise ApiError(CONFLICT, f"proxy already exists: {config.name}")
+            raise proxy_exists(config.name)
         proxy = Proxy(self, config.name, config.listen, config.upstream)
         if config.enabled:
             await proxy.start()
@@ -130,5 +130,5 @@ class Engine:
 
 class PopulateError(ApiError):
     def __init__(self, cause: ApiError, done: list[Proxy]) -> None:
-        super().__init__(cause.status, cause.message)
+        super().__init__(cause.status, cause.message, cause.detail)
         self.done = done

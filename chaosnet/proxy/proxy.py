@@ -3,6 +3,9 @@
 Semantics follow Toxiproxy 2.12: a new proxy is enabled unless asked otherwise;
 disabling closes the listener and every connection; enabling listens again on the
 same (resolved) address; changing ``listen`` or ``upstream`` restarts the proxy.
+``listen`` is shown as given until the proxy listens, then as the bound address
+(``localhost:0`` becomes ``127.0.0.1:41234``); an address that cannot be bound is
+Toxiproxy's 500 ``listen tcp ADDR: bind: REASON``.
 Toxics are kept in the order they were added, and a new toxic goes at the end of
 its direction's chain on every live connection it applies to.
 """
@@ -13,13 +16,14 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from chaosnet.proxy.addresses import (
+    LOOPBACK,
     format_address,
     parse_listen,
     parse_upstream,
     resolve_listen_host,
 )
 from chaosnet.proxy.connlog import ConnectionLog
-from chaosnet.proxy.errors import CONFLICT, ApiError, toxic_not_found
+from chaosnet.proxy.errors import ApiError, toxic_exists, toxic_not_found
 from chaosnet.proxy.link import Link, reset_close, tune
 from chaosnet.proxy.listener import Listener, Mode, StallFailed
 from chaosnet.proxy.toxics.spec import ToxicSpec
@@ -35,7 +39,8 @@ class Proxy:
     def __init__(self, engine: Engine, name: str, listen: str, upstream: str) -> None:
         self.engine = engine
         self.name = name
-        self.listen = normalise_listen(listen)
+        normalise_listen(listen)  # a malformed or unresolvable address is a 400 now
+        self.listen = listen or format_address(LOOPBACK, 0)
         self.upstream = upstream
         self.upstream_address = parse_upstream(upstream)
         self.enabled = False
@@ -70,14 +75,13 @@ class Proxy:
     async def start(self) -> None:
         if self.enabled:
             return
-        host, port = parse_listen(self.listen)
+        address = normalise_listen(self.listen)
+        host, port = parse_listen(address)
         listener = Listener(self.engine.loop, self.on_accept)
         try:
             bound = listener.open(host, port)
         except OSError as exc:
-            raise ApiError(
-                CONFLICT, f"listen: cannot listen on {self.listen}: {exc.strerror or exc}"
-            ) from None
+            raise bind_failed(address, self.name, exc) from None
         self.listener = listener
         self.listen = format_address(*bound)
         self.enabled = True
@@ -92,10 +96,10 @@ class Proxy:
             link.close("proxy", "fin")
 
     async def update(self, listen: str | None, upstream: str | None, enabled: bool | None) -> None:
-        new_listen = self.listen if listen is None else normalise_listen(listen)
+        new_listen = self.listen if listen is None else listen
         new_upstream = self.upstream if upstream is None else upstream
         new_address = parse_upstream(new_upstream)
-        if new_listen != self.listen or new_upstream != self.upstream:
+        if self.differs(new_listen, new_upstream):
             was_enabled = self.enabled
             self.stop()
             self.listen, self.upstream, self.upstream_address = (
@@ -114,7 +118,8 @@ class Proxy:
             self.stop()
 
     def differs(self, listen: str, upstream: str) -> bool:
-        return normalise_listen(listen) != self.listen or upstream != self.upstream
+        changed = normalise_listen(listen) != normalise_listen(self.listen)
+        return changed or upstream != self.upstream
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -171,7 +176,7 @@ class Proxy:
 
     async def add_toxic(self, spec: ToxicSpec) -> None:
         if spec.name in self.toxics:
-            raise ApiError(CONFLICT, f"toxic already exists: {spec.name}")
+            raise toxic_exists(spec.name)
         spec.first_seq = self.accepted
         self.toxics[spec.name] = spec
         if spec.cls.phase == "stream":
@@ -263,6 +268,16 @@ class Proxy:
             await self._sync_listener()
         except Exception as exc:
             self.engine.report(exc)
+
+
+def bind_failed(address: str, proxy: str, exc: OSError) -> ApiError:
+    """Toxiproxy's text (Go's ``net.Listen`` error) for an address that cannot be bound."""
+    reason = exc.strerror or str(exc)
+    return ApiError(
+        INTERNAL_ERROR,
+        f"listen tcp {address}: bind: {reason[:1].lower()}{reason[1:]}",
+        f"proxy {proxy!r} cannot listen on {address}",
+    )
 
 
 def normalise_listen(listen: str) -> str:

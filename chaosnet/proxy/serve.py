@@ -67,7 +67,7 @@ async def _serve(server: ControlServer, where: str, proxies: list[ProxyConfig]) 
     except OSError as exc:
         return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
     except ApiError as exc:
-        return _fail(f"config: {exc.message}")
+        return _fail(f"config: {exc}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

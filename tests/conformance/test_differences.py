@@ -155,22 +155,23 @@ def test_missing_listen_means_loopback(backend: Backend, api: Api, echo_server: 
     assert host == ("127.0.0.1" if backend.is_chaosnet else "[::]")
 
 
-def test_listen_address_in_use(backend: Backend, api: Api, echo_server: Upstream) -> None:
-    """A taken listen address is a 409 naming it; Toxiproxy answers 500, which
-    toxiproxy-python silently ignores."""
-    taken = socket.create_server(("127.0.0.1", 0))
-    try:
-        reply = api.post(
-            "/proxies",
-            {
-                "name": "d8",
-                "upstream": f"127.0.0.1:{echo_server.port}",
-                "listen": f"127.0.0.1:{taken.getsockname()[1]}",
-            },
-        )
-    finally:
-        taken.close()
-    assert reply.status == (409 if backend.is_chaosnet else 500)
+def test_populate_bad_address_is_400(backend: Backend, api: Api, echo_server: Upstream) -> None:
+    """A malformed listen address in /populate is the client's mistake: 400, not Toxiproxy's
+    500. On both, the entries before it are created and returned with the error."""
+    up = f"127.0.0.1:{echo_server.port}"
+    reply = api.post(
+        "/populate",
+        [
+            {"name": "d8a", "listen": "127.0.0.1:0", "upstream": up},
+            {"name": "d8b", "listen": "local373", "upstream": up},
+        ],
+    )
+    assert reply.status == (400 if backend.is_chaosnet else 500)
+    assert [p["name"] for p in reply.body["proxies"]] == ["d8a"]
+    if backend.is_chaosnet:
+        assert reply.body["error"] == "listen: expected host:port, got 'local373'"
+    else:
+        assert reply.body["error"] == "listen tcp: address local373: missing port in address"
 
 
 def test_upstream_is_validated(backend: Backend, api: Api) -> None:

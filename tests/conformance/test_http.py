@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 from typing import Any
 
 import pytest
@@ -23,11 +25,25 @@ def core(proxy: dict[str, Any]) -> dict[str, Any]:
     return {key: proxy[key] for key in PROXY_KEYS}
 
 
-def test_version(api: Api) -> None:
-    reply = api.get("/version")
-    assert reply.status == 200
-    assert isinstance(reply.body["version"], str)
-    assert reply.headers["content-type"].startswith("application/json")
+def test_version_body_byte_for_byte(backend: Backend) -> None:
+    """Toxiproxy's own suite compares the body exactly, newline included."""
+    conn = http.client.HTTPConnection("127.0.0.1", backend.port, timeout=5)
+    try:
+        conn.request("GET", "/version", headers={"User-Agent": "chaosnet-tests"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert body == b'{"version": "2.12.0"}\n'
+    assert response.getheader("Content-Type") == "application/json;charset=utf-8"
+
+
+def test_every_response_has_a_request_id(api: Api) -> None:
+    ids = {api.get(path).headers["x-toxiproxy-request-id"] for path in ("/version", "/proxies")}
+    ids.add(api.get("/proxies/nope").headers["x-toxiproxy-request-id"])
+    assert len(ids) == 3  # one per request
+    assert all(ids)
 
 
 def test_create_show_list(api: Api, echo_server: Upstream) -> None:
@@ -95,24 +111,102 @@ def test_not_found_and_conflict_errors(api: Api, echo_server: Upstream) -> None:
     ):
         assert reply.status == 404
         assert reply.body["status"] == 404
-        assert reply.body["error"].startswith("proxy not found")
+        assert reply.body["error"] == "proxy not found"  # exactly: clients compare it
     api.create_proxy("c5", echo_server.address)
     reply = api.post(
         "/proxies", {"name": "c5", "listen": "127.0.0.1:0", "upstream": upstream_of(echo_server)}
     )
     assert reply.status == 409
-    assert reply.body["error"].startswith("proxy already exists")
+    assert reply.body["error"] == "proxy already exists"
     for reply in (
         api.get("/proxies/c5/toxics/nope"),
         api.delete("/proxies/c5/toxics/nope"),
         api.patch("/proxies/c5/toxics/nope", {"attributes": {}}),
     ):
         assert reply.status == 404
-        assert reply.body["error"].startswith("toxic not found")
+        assert reply.body["error"] == "toxic not found"
     api.add_toxic("c5", "latency")
     reply = api.post("/proxies/c5/toxics", {"type": "latency"})
     assert reply.status == 409
-    assert reply.body["error"].startswith("toxic already exists")
+    assert reply.body["error"] == "toxic already exists"
+
+
+def test_error_detail_names_the_object_on_chaosnet(
+    backend: Backend, api: Api, echo_server: Upstream
+) -> None:
+    """chaosnet's extra knowledge is in ``detail``; Toxiproxy's body has no such field."""
+    details = [api.get("/proxies/nope").body.get("detail")]
+    api.create_proxy("c5d", echo_server.address)
+    details.append(
+        api.post("/proxies", {"name": "c5d", "upstream": "127.0.0.1:9"}).body.get("detail")
+    )
+    details.append(api.get("/proxies/c5d/toxics/gone").body.get("detail"))
+    api.add_toxic("c5d", "latency", name="lat")
+    details.append(
+        api.post("/proxies/c5d/toxics", {"type": "latency", "name": "lat"}).body.get("detail")
+    )
+    if backend.is_chaosnet:
+        assert details == [
+            "no proxy named 'nope'",
+            "a proxy named 'c5d' exists",
+            "no toxic named 'gone'",
+            "a toxic named 'lat' exists",
+        ]
+    else:
+        assert details == [None] * 4
+
+
+def test_taken_listen_address_is_toxiproxys_500(api: Api, echo_server: Upstream) -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        reply = api.post(
+            "/proxies",
+            {"name": "c5t", "upstream": upstream_of(echo_server), "listen": f"localhost:{port}"},
+        )
+    finally:
+        taken.close()
+    assert reply.status == 500
+    assert reply.body["error"] == f"listen tcp 127.0.0.1:{port}: bind: address already in use"
+    assert api.get("/proxies").body == {}  # nothing half-created
+
+
+def test_disabled_proxy_shows_listen_as_given(api: Api, echo_server: Upstream) -> None:
+    reply = api.post(
+        "/proxies",
+        {
+            "name": "c5l",
+            "listen": "localhost:0",
+            "upstream": upstream_of(echo_server),
+            "enabled": False,
+        },
+    )
+    assert reply.status == 201
+    assert api.get("/proxies/c5l").body["listen"] == "localhost:0"
+    enabled = api.post("/proxies/c5l", {"enabled": True}).body
+    host, port = listen_address(enabled)
+    assert (host, port > 0) == ("127.0.0.1", True)  # resolved and bound once it listens
+
+
+def test_populate_keeps_the_entries_before_a_bad_one(api: Api, echo_server: Upstream) -> None:
+    """The entries before a failing one are created and returned with the error."""
+    up = upstream_of(echo_server)
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        reply = api.post(
+            "/populate",
+            [
+                {"name": "c5p1", "listen": "127.0.0.1:0", "upstream": up},
+                {"name": "c5p2", "listen": f"127.0.0.1:{taken.getsockname()[1]}", "upstream": up},
+                {"name": "c5p3", "listen": "127.0.0.1:0", "upstream": up},
+            ],
+        )
+    finally:
+        taken.close()
+    assert reply.status == 500
+    assert reply.body["error"].endswith("bind: address already in use")
+    assert [p["name"] for p in reply.body["proxies"]] == ["c5p1"]
+    assert sorted(api.get("/proxies").body) == ["c5p1"]
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ from chaosnet.proxy.embedded import EmbeddedServer
 from tests.proxy.support import Api, Upstream, listen_address, open_fds, round_trip
 
 
-def test_version_names_the_chaosnet_extensions_and_seed(api: Api, server: EmbeddedServer) -> None:
-    reply = api.get("/version")
+def test_chaosnet_endpoint_names_the_extensions_and_seed(api: Api, server: EmbeddedServer) -> None:
+    reply = api.get("/chaosnet")
     assert reply.status == 200
-    assert reply.body["version"] == "2.12.0"
-    ext = reply.body["chaosnet"]
+    ext = reply.body
+    assert ext["toxiproxy_api"] == "2.12.0"
     assert ext["version"] == chaosnet.__version__
     assert ext["seed"] == server.seed
     for feature in (
@@ -131,7 +131,7 @@ def test_not_found_and_conflict(api: Api, echo_server: Upstream) -> None:
     assert api.delete("/proxies/dup/toxics/none").status == 404
 
 
-def test_listen_address_in_use_is_409(api: Api, echo_server: Upstream) -> None:
+def test_listen_address_in_use_is_500_with_toxiproxys_text(api: Api, echo_server: Upstream) -> None:
     taken = socket.create_server(("127.0.0.1", 0))
     try:
         reply = api.post(
@@ -144,8 +144,9 @@ def test_listen_address_in_use_is_409(api: Api, echo_server: Upstream) -> None:
         )
     finally:
         taken.close()
-    assert reply.status == 409
-    assert "cannot listen" in reply.body["error"]
+    assert reply.status == 500
+    assert reply.body["error"].startswith("listen tcp 127.0.0.1:")
+    assert reply.body["detail"].startswith("proxy 'x' cannot listen on 127.0.0.1:")
     assert api.get("/proxies").body == {}
 
 

@@ -40,7 +40,7 @@ def test_starts_in_milliseconds_and_reports_its_address() -> None:
 def test_seed_is_chosen_when_not_given() -> None:
     with EmbeddedServer() as server:
         api = Api(server.url)
-        assert api.get("/version").body["chaosnet"]["seed"] == server.seed
+        assert api.get("/chaosnet").body["seed"] == server.seed
         api.close()
 
 
