@@ -16,6 +16,14 @@ from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 
 EXIT_USAGE = 2
+#: toxiproxy-server's boolean flags: -flag, -flag=true|false (Go's strconv.ParseBool spellings).
+GO_BOOL_FLAGS = {
+    "proxy-metrics": "serve Toxiproxy's proxy metrics (and chaosnet's) on GET /metrics",
+    "runtime-metrics": "serve process and runtime metrics on GET /metrics",
+    "version": "print the version and exit",
+}
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -24,15 +32,28 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # toxiproxy-server's flags (Go style: -flag, --flag, -flag=value) are accepted as they are.
     serve = commands.add_parser(
-        "serve", help="run the embedded proxy with its Toxiproxy-compatible control API"
+        "serve",
+        help="run the embedded proxy with its Toxiproxy-compatible control API",
+        allow_abbrev=False,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="API bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8474, help="API port (default 8474; 0 = any)")
-    serve.add_argument("--seed", type=int, default=None, help="seed for reproducible toxics")
     serve.add_argument(
-        "--config", type=Path, default=None, help="Toxiproxy-style JSON array of proxies"
+        "-host", "--host", default="127.0.0.1", help="API bind address (default 127.0.0.1)"
     )
+    serve.add_argument(
+        "-port", "--port", type=int, default=8474, help="API port (default 8474; 0 = any)"
+    )
+    serve.add_argument(
+        "-seed", "--seed", type=int, default=None, help="seed for reproducible toxics"
+    )
+    serve.add_argument(
+        "-config", "--config", type=Path, default=None, help="Toxiproxy-style JSON array of proxies"
+    )
+    for flag, what in GO_BOOL_FLAGS.items():
+        serve.add_argument(
+            f"-{flag}", f"--{flag}", action=argparse.BooleanOptionalAction, default=False, help=what
+        )
     serve.add_argument(
         "--history",
         type=_positive_int,
@@ -106,7 +127,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _go_bool_values(argv: Sequence[str]) -> list[str]:
+    """``serve -proxy-metrics=false`` as argparse spells it (``--no-proxy-metrics``)."""
+    if not argv or argv[0] != "serve":
+        return list(argv)
+    out = []
+    for arg in argv:
+        flag, sep, value = arg.lstrip("-").partition("=")
+        if sep and arg.startswith("-") and flag in GO_BOOL_FLAGS:
+            if value not in GO_TRUE + GO_FALSE:
+                raise ChaosnetError(f"invalid boolean value {value!r} for -{flag}")
+            arg = f"--{flag}" if value in GO_TRUE else f"--no-{flag}"
+        out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        argv = _go_bool_values(sys.argv[1:] if argv is None else argv)
+    except ChaosnetError as exc:
+        print(f"chaosnet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = _build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -119,8 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
+        from chaosnet.proxy.metrics import MetricsOptions
         from chaosnet.proxy.serve import main as serve_main
+        from chaosnet.proxy.serve import print_version
 
+        if args.version:
+            return print_version()
         return serve_main(
             host=args.host,
             port=args.port,
@@ -128,6 +173,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             config=args.config,
             history=args.history,
             buffer_limit=args.buffer_limit,
+            metrics=MetricsOptions(proxy=args.proxy_metrics, runtime=args.runtime_metrics),
         )
     if args.command == "run":
         from chaosnet.scenario.commands import RunRequest, run_command

@@ -9,6 +9,7 @@ race for one. Like every server chaosnet starts, it dies with the test process.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from chaosnet.errors import ChaosnetError
@@ -39,8 +40,9 @@ def find_toxiproxy(binary: Path | None) -> Path:
 class ToxiproxyBackend:
     name = "toxiproxy"
 
-    def __init__(self, binary: Path | None = None) -> None:
+    def __init__(self, binary: Path | None = None, args: Sequence[str] = ()) -> None:
         self._binary = binary
+        self._args = tuple(args)  # more toxiproxy-server flags, e.g. -proxy-metrics
         self._process: ServerProcess | None = None
 
     @property
@@ -52,7 +54,7 @@ class ToxiproxyBackend:
 
     def start(self) -> None:
         process = ServerProcess(
-            [str(find_toxiproxy(self._binary)), "-host", "127.0.0.1", "-port", "0"],
+            [str(find_toxiproxy(self._binary)), "-host", "127.0.0.1", "-port", "0", *self._args],
             name=BINARY_NAME,
             ready=[Listening(), HttpOk("/version")],
             ready_timeout=START_TIMEOUT_S,

@@ -3,7 +3,8 @@
 Endpoints (as Toxiproxy): ``GET /version``; ``GET``/``POST /proxies``;
 ``POST /populate``; ``POST /reset``; ``GET``/``POST``/``PATCH``/``DELETE
 /proxies/{name}``; ``GET``/``POST /proxies/{name}/toxics``;
-``GET``/``POST``/``PATCH``/``DELETE /proxies/{name}/toxics/{toxic}``. ``/version`` answers
+``GET``/``POST``/``PATCH``/``DELETE /proxies/{name}/toxics/{toxic}``; ``GET
+/metrics`` only when metrics are enabled (``metrics.py``). ``/version`` answers
 Toxiproxy's body byte for byte, and every response carries Toxiproxy's
 ``X-Toxiproxy-Request-Id`` header.
 Extensions: ``GET /chaosnet`` (``{"version", "toxiproxy_api", "extensions",
@@ -32,6 +33,7 @@ import chaosnet
 from chaosnet.proxy import bodies
 from chaosnet.proxy.engine import Engine, PopulateError
 from chaosnet.proxy.errors import TOO_LARGE, ApiError, bad_request
+from chaosnet.proxy.metrics import CONTENT_TYPE, Metrics, MetricsOptions
 from chaosnet.proxy.toxics import EXTENSION_TYPES
 
 TOXIPROXY_API_VERSION = "2.12.0"
@@ -192,7 +194,14 @@ def _connection_wait(query: Mapping[str, str]) -> tuple[int, float] | None:
     return values["wait_open"], values["timeout_ms"] / 1000
 
 
-def build_app(engine: Engine) -> web.Application:
+def _metrics_handler(metrics: Metrics) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    return handler
+
+
+def build_app(engine: Engine, metrics: MetricsOptions | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
     app[ENGINE] = engine
     app.on_response_prepare.append(identify)
@@ -200,6 +209,8 @@ def build_app(engine: Engine) -> web.Application:
     proxy, toxic = "/proxies/{proxy}", "/proxies/{proxy}/toxics/{toxic}"
     app.router.add_get("/version", h.version)
     app.router.add_get("/chaosnet", h.chaosnet)
+    if metrics is not None and metrics.enabled:
+        app.router.add_get("/metrics", _metrics_handler(Metrics(engine, metrics)))
     app.router.add_get("/proxies", h.proxies)
     app.router.add_post("/proxies", h.create_proxy)
     app.router.add_post("/populate", h.populate)

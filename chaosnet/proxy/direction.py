@@ -79,6 +79,7 @@ class Direction:
         "poller",
         "read_size",
         "reading",
+        "received",
         "rngs",
         "source_name",
         "src",
@@ -117,6 +118,7 @@ class Direction:
         self.out: deque[bytes | memoryview] = deque()
         self.in_flight = 0
         self.forwarded = 0
+        self.received = 0  # bytes read from src (forwarded counts those written to dst)
         self.reading = False
         self.writing = False
         self.paused = False
@@ -254,6 +256,7 @@ class Direction:
         except OSError as exc:
             self.link.aborted(self.source_name, exc)
             return
+        self.received += count
         if count == 0:
             self._source_eof()
         elif fast:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from chaosnet.proxy.budget import DEFAULT_LIMIT, BufferBudget
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
+from chaosnet.proxy.counters import Counters
 from chaosnet.proxy.direction import ReadBuffer
 from chaosnet.proxy.errors import ApiError, proxy_exists, proxy_not_found
 from chaosnet.proxy.poller import Poller
@@ -53,6 +54,7 @@ class Engine:
         self.poller = Poller(loop)
         self.budget = BufferBudget(buffer_limit)
         self.proxies: dict[str, Proxy] = {}
+        self.counters = Counters()
         self._echo_errors = echo_errors
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()

@@ -116,6 +116,7 @@ class Link:
         self.toxics.add(spec.name)
         if spec.name not in self.record.toxics:
             self.record.toxics.append(spec.name)
+            self.proxy.engine.counters.toxic_applied(self.proxy_name, spec.type_name)
         self.direction(spec.stream).insert_stage(index, spec)
 
     def unapply(self, spec: ToxicSpec) -> None:

@@ -22,7 +22,7 @@ from chaosnet.proxy.addresses import (
     parse_upstream,
     resolve_listen_host,
 )
-from chaosnet.proxy.connlog import ConnectionLog
+from chaosnet.proxy.connlog import ConnectionLog, ConnectionRecord
 from chaosnet.proxy.errors import ApiError, toxic_exists, toxic_not_found
 from chaosnet.proxy.link import Link, reset_close, tune
 from chaosnet.proxy.listener import Listener, Mode, StallFailed
@@ -127,11 +127,12 @@ class Proxy:
         seq = self.accepted
         self.accepted += 1
         record = self.log.opening(format_address(*address))
+        self.engine.counters.connection_opened(self.name)
         link: Link | None = None
         try:
             tune(sock)
             if self._reset_on_accept(sock, seq, record.toxics):
-                self.log.closed(record, f"toxic {record.toxics[-1]}", "rst")
+                self._record_closed(record, f"toxic {record.toxics[-1]}", "rst")
             else:
                 link = Link(self, sock, seq, record)
                 self.links.add(link)
@@ -143,7 +144,7 @@ class Proxy:
                 link.close("proxy", "rst")
             else:
                 reset_close(sock)
-                self.log.closed(record, "proxy", "rst")
+                self._record_closed(record, "proxy", "rst")
         if self._listen_phase_toxics():
             self.engine.loop.create_task(self._sync_listener_reporting())
 
@@ -151,6 +152,7 @@ class Proxy:
         for spec in self.toxics.values():
             if spec.cls.phase == "accept" and spec.applies(seq, self.engine.seed, self.name):
                 applied.append(spec.name)
+                self.engine.counters.toxic_applied(self.name, spec.type_name)
                 reset_close(sock)
                 return True
         return False
@@ -164,7 +166,17 @@ class Proxy:
 
     def link_closed(self, link: Link, by: str, kind: str) -> None:
         self.links.discard(link)
-        self.log.closed(link.record, by, kind)
+        self.engine.counters.link_finished(self, (link.up, link.down))
+        self._record_closed(link.record, by, kind)
+
+    def _record_closed(self, record: ConnectionRecord, by: str, kind: str) -> None:
+        if record.closed_at is not None:
+            return
+        self.log.closed(record, by, kind)
+        # the first close wins (the record may already name who closed first)
+        self.engine.counters.connection_closed(
+            self.name, record.closed_by or by, record.close_kind or kind
+        )
 
     # -- toxics ------------------------------------------------------------
 

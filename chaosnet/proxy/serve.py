@@ -4,6 +4,11 @@ Prints ``chaosnet serve: listening on http://HOST:PORT`` (the real port when 0 w
 asked) on stdout once ready, and the seed on stderr, so a run can be replayed with
 ``--seed``. SIGINT/SIGTERM stop it cleanly, closing every socket. A bad config
 file or an address that cannot be bound is one line on stderr and exit status 2.
+
+It takes toxiproxy-server's command line too (``-host``, ``-port``, ``-config``,
+``-seed``, ``-proxy-metrics``, ``-runtime-metrics``, ``-version``, single- or
+double-dash, ``-flag=value``), so a script or image that runs ``toxiproxy-server``
+runs ``chaosnet serve`` with the same flags.
 """
 
 from __future__ import annotations
@@ -15,14 +20,17 @@ import signal
 import sys
 from pathlib import Path
 
+import chaosnet
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.addresses import format_address
+from chaosnet.proxy.api import TOXIPROXY_API_VERSION
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.config import load_config
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import ApiError
 from chaosnet.proxy.loop import new_event_loop
+from chaosnet.proxy.metrics import MetricsOptions
 from chaosnet.proxy.server import ControlServer
 from chaosnet.seeds import fresh_seed
 
@@ -39,6 +47,7 @@ def main(
     *,
     history: int = DEFAULT_HISTORY,
     buffer_limit: int = DEFAULT_LIMIT,
+    metrics: MetricsOptions | None = None,
 ) -> int:
     try:
         proxies = load_config(config) if config is not None else []
@@ -54,6 +63,7 @@ def main(
             echo_errors=True,
             history=history,
             buffer_limit=buffer_limit,
+            metrics=metrics,
         )
         return loop.run_until_complete(_serve(server, format_address(host, port), proxies))
     finally:
@@ -80,6 +90,12 @@ async def _serve(server: ControlServer, where: str, proxies: list[ProxyConfig]) 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await server.stop()
+    return EXIT_OK
+
+
+def print_version() -> int:
+    """``-version``: toxiproxy-server prints ``toxiproxy-server version 2.12.0``."""
+    print(f"chaosnet serve version {chaosnet.__version__} (Toxiproxy API {TOXIPROXY_API_VERSION})")
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ from chaosnet.proxy.api import build_app
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.engine import Engine, ProxyConfig
+from chaosnet.proxy.metrics import MetricsOptions
 
 SHUTDOWN_TIMEOUT_S = 0.5
 
@@ -33,8 +34,10 @@ class ControlServer:
         history: int = DEFAULT_HISTORY,
         echo_errors: bool = False,
         buffer_limit: int = DEFAULT_LIMIT,
+        metrics: MetricsOptions | None = None,
     ) -> None:
         self._host = host
+        self._metrics = metrics
         self._port = port
         self._seed = seed
         self._history = history
@@ -66,7 +69,7 @@ class ControlServer:
         loop.set_exception_handler(lambda _loop, context: _report(engine, context))
         sock = _bind(self._host, self._port)
         runner = web.AppRunner(
-            build_app(engine),
+            build_app(engine, self._metrics),
             handle_signals=False,
             access_log=None,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,

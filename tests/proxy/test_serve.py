@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import chaosnet
 from tests.proxy.support import Api, Upstream, listen_address, round_trip, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,3 +230,53 @@ def test_bad_sizes_are_usage_errors(flag: str, value: str) -> None:
     assert code == 2
     assert f"argument {flag}:" in err
     assert "Traceback" not in err
+
+
+def test_takes_toxiproxy_servers_command_line(tmp_path: Path, echo_server: Upstream) -> None:
+    """The flags a script or image passes to toxiproxy-server, single-dash and ``=value``."""
+    config = tmp_path / "toxiproxy.json"
+    upstream = f"127.0.0.1:{echo_server.port}"
+    config.write_text(json.dumps([{"name": "db", "listen": "127.0.0.1:0", "upstream": upstream}]))
+    process = serve(
+        "-host=127.0.0.1",
+        "-port",
+        "0",
+        "-seed",
+        "7",
+        "-config",
+        str(config),
+        "-proxy-metrics",
+        "--runtime-metrics=false",
+    )
+    try:
+        api = Api(ready_url(process))
+        assert api.get("/chaosnet").body["seed"] == 7
+        assert list(api.get("/proxies").body) == ["db"]
+        metrics = api.get("/metrics")
+        api.close()
+        assert metrics.status == 200
+        assert "chaosnet_connections_opened_total" in metrics.body
+        assert "process_cpu_seconds_total" not in metrics.body  # -runtime-metrics=false
+    finally:
+        process.terminate()
+        finish(process)
+
+
+@pytest.mark.parametrize("flag", ["-version", "--version", "-version=true"])
+def test_version_flag_prints_and_exits(flag: str) -> None:
+    code, out, err = finish(serve(flag))
+    assert (code, err) == (0, "")
+    assert out == f"chaosnet serve version {chaosnet.__version__} (Toxiproxy API 2.12.0)\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-proxy-metrics=maybe"], "invalid boolean value 'maybe' for -proxy-metrics"),
+        (["-runtime-metrics=yes"], "invalid boolean value 'yes' for -runtime-metrics"),
+    ],
+)
+def test_bad_toxiproxy_flag_value_is_one_line(args: list[str], message: str) -> None:
+    code, out, err = finish(serve(*args))
+    assert (code, out) == (2, "")
+    assert err == f"chaosnet: error: {message}\n"
