@@ -1,8 +1,9 @@
 """Real servers for tests: the builtin ones (echo, framed_echo, kv) and any command.
 
-Every server is a separate process on a real socket, managed by
-``ServerProcess``: readiness check, logs, stop/kill/restart/pause/resume, and
-no orphan left behind. See docs/servers.md.
+Every server is a separate process (or container) on a real socket, with one
+lifecycle (``ManagedServer``: readiness checks, logs, stop/kill/restart/pause/resume,
+no orphan left behind) and a driver that runs it: ``ServerProcess`` for any
+command, ``ContainerServer`` for a Docker image. See docs/servers.md.
 
 The names below load on first use: ``python -m chaosnet.servers`` imports this
 package before it runs a server, and the server needs none of the harness side
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
         ServerExitedEarly,
         ServerNotReady,
     )
-    from chaosnet.servers.lifecycle import RealServer
+    from chaosnet.servers.lifecycle import ArgvSpec, ManagedServer, RealServer
+    from chaosnet.servers.logs import ServerLog
     from chaosnet.servers.ownership import reap_orphans
-    from chaosnet.servers.process import ArgvSpec, ServerProcess
+    from chaosnet.servers.process import ServerProcess
     from chaosnet.servers.readiness import (
         Address,
         HttpOk,
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 _HOMES = {
     "chaosnet.servers.builtin": ("BUILTIN_KINDS", "builtin_server", "start_builtin"),
     "chaosnet.servers.container": ("ContainerServer", "ImageMissing", "PortInUse"),
-    "chaosnet.servers.lifecycle": ("RealServer",),
+    "chaosnet.servers.lifecycle": ("ArgvSpec", "ManagedServer", "RealServer"),
+    "chaosnet.servers.logs": ("ServerLog",),
     "chaosnet.servers.ownership": ("reap_orphans",),
     "chaosnet.servers.errors": (
         "ServerCrashed",
@@ -46,7 +49,7 @@ _HOMES = {
         "ServerExitedEarly",
         "ServerNotReady",
     ),
-    "chaosnet.servers.process": ("ArgvSpec", "ServerProcess"),
+    "chaosnet.servers.process": ("ServerProcess",),
     "chaosnet.servers.readiness": (
         "Address",
         "HttpOk",
@@ -67,6 +70,7 @@ __all__ = [
     "ImageMissing",
     "Listening",
     "LogLine",
+    "ManagedServer",
     "PortAccepts",
     "PortInUse",
     "ReadinessCheck",
@@ -74,6 +78,7 @@ __all__ = [
     "ServerCrashed",
     "ServerError",
     "ServerExitedEarly",
+    "ServerLog",
     "ServerNotReady",
     "ServerProcess",
     "builtin_server",

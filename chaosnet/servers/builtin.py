@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict, Unpack
 
-from chaosnet.servers.process import DEFAULT_READY_TIMEOUT_S, ServerProcess
+from chaosnet.servers.lifecycle import DEFAULT_READY_TIMEOUT_S
+from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import LogLine
 from chaosnet.servers.serve import READY_WORDS
 

@@ -1,9 +1,9 @@
-"""``ContainerServer``: a Docker container run as a real server, with ``ServerProcess``'s interface.
+"""``ContainerServer``: a Docker container run as a real server; ``ContainerDriver`` runs it.
 
-The same lifecycle and log calls as ``ServerProcess`` (``start``, ``stop``,
-``kill``, ``restart``, ``pause``, ``resume``, ``address``, ``crashed``,
-``check_alive``, ``log_text``, ``log_tail``, ``log_position``), so failure
-reports and a scenario's timeline treat both alike.
+The lifecycle is ``ManagedServer``'s, the same as ``ServerProcess``'s (``start``,
+``stop``, ``kill``, ``restart``, ``pause``, ``resume``, ``address``, ``crashed``,
+``check_alive``, the log), so failure reports and a scenario's timeline treat
+both alike. This module only talks to the engine.
 
 - **Host networking.** The container shares the host's network and its server
   binds 127.0.0.1 like a local process: no bridge, no published port. Its
@@ -35,12 +35,9 @@ import os
 import shlex
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -49,27 +46,22 @@ from docker.models.containers import RUN_CREATE_KWARGS, RUN_HOST_CONFIG_KWARGS
 from chaosnet.leaks import Resource
 from chaosnet.servers import ownership
 from chaosnet.servers.docker_engine import DockerUnavailable, docker_client
-from chaosnet.servers.errors import ServerCrashed, ServerError, ServerExitedEarly, ServerNotReady
-from chaosnet.servers.lifecycle import start_again
-from chaosnet.servers.process import (
+from chaosnet.servers.errors import ServerError, ServerExitedEarly
+from chaosnet.servers.lifecycle import (
     DEFAULT_READY_TIMEOUT_S,
     DEFAULT_STOP_GRACE_S,
     KILL_WAIT_S,
-    LOG_TAIL_LINES,
     ArgvSpec,
+    ManagedServer,
     describe_exit,
-    new_log_path,
-    normalize_checks,
-    validate_checks,
 )
-from chaosnet.servers.readiness import Address, Listening, ReadinessCheck, ReadinessContext
+from chaosnet.servers.logs import ServerLog
+from chaosnet.servers.readiness import Address, Listening, ReadinessCheck
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
 PORT_PROBE_TIMEOUT_S = 0.5
-_POLL_START_S = 0.002
-_POLL_MAX_S = 0.05
 #: docker-run options chaosnet sets itself: passing them in ``options`` is a mistake.
 _RESERVED_OPTIONS = frozenset(
     {
@@ -123,7 +115,7 @@ class PortInUse(ServerError):
         )
 
 
-class ContainerServer:
+class ContainerServer(ManagedServer):
     """A real server in a Docker container. ``start()`` returns once it is ready.
 
     ``command`` replaces the image's CMD (None keeps it); like ``ServerProcess``'s
@@ -154,353 +146,160 @@ class ContainerServer:
         if not image:
             raise ValueError("ContainerServer needs an image")
         self.image = image
-        self.name = name or _image_name(image)
-        self._command_spec = command
-        self._command = self._command_for(address[1] if address else 0)
-        self._address = address
-        self._ready = normalize_checks(ready)
-        validate_checks(self._ready, address, self.name)
+        name = name or _image_name(image)
+        log = ServerLog(name, log_path)
+        self._container = ContainerDriver(
+            image,
+            name=name,
+            log=log,
+            env=env,
+            entrypoint=entrypoint,
+            volumes=volumes,
+            init=init,
+            options=options,
+        )
+        super().__init__(
+            self._container,
+            command,
+            name=name,
+            address=address,
+            ready=ready,
+            ready_timeout=ready_timeout,
+            stop_grace=stop_grace,
+            log=log,
+        )
+
+    @property
+    def container_id(self) -> str | None:
+        """The current container's id; None before a start and after a stop."""
+        return self._container.container_id
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the container's first process (docker-init with ``init``)."""
+        return super().pid
+
+
+class ContainerDriver:
+    """Runs one container at a time with host networking; see ``ManagedServer``.
+
+    Each batch of engine calls (a ``session``) shares one short-lived SDK client,
+    kept per thread: between calls a container costs this process no socket.
+    """
+
+    label: ClassVar[str] = "container"
+    command_noun: ClassVar[str] = "the command"
+    failed_start_grace: ClassVar[float] = 0.0
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        name: str,
+        log: ServerLog,
+        env: Mapping[str, str] | None,
+        entrypoint: Sequence[str] | None,
+        volumes: Mapping[str, str] | None,
+        init: bool,
+        options: Mapping[str, Any] | None,
+    ) -> None:
+        self.image = image
+        self.name = name
+        self._log = log
+        log.refresh = self.refresh_log
         self._env = {str(k): str(v) for k, v in (env or {}).items()}
         self._entrypoint = list(entrypoint) if entrypoint is not None else None
         self._volumes = [
             f"{_host_source(host)}:{inside}" for host, inside in (volumes or {}).items()
         ]
         self._init = init
-        self._options = _checked_options(options or {}, self.name)
-        self.ready_timeout = ready_timeout
-        self.stop_grace = stop_grace
-        self._log_path = Path(log_path) if log_path is not None else None
-        self._container_id: str | None = None
+        self._options = _checked_options(options or {}, name)
+        self.container_id: str | None = None
         self._pid = 0
         self._exit: int | None = None
         self._vanished = False
-        self._started = False
-        self._stop_requested = False
-        self._paused = False
-        self._log_offset = 0
         self._log_copied = 0
-        self._lock = threading.RLock()
-        self._log_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._local = threading.local()
 
-    # ----------------------------------------------------------------- properties
+    # ----------------------------------------------------------------- engine sessions
 
-    @property
-    def address(self) -> Address:
-        """(host, port) the server listens on; known once ready (or given)."""
-        if self._address is None:
-            raise ServerError(f"container {self.name!r} has no known address yet", name=self.name)
-        return self._address
-
-    @property
-    def container_id(self) -> str | None:
-        """The current container's id; None before a start and after a stop."""
-        return self._container_id
-
-    @property
-    def pid(self) -> int:
-        """The host pid of the container's first process (docker-init with ``init``)."""
-        if not self._started:
-            raise ServerError(f"container {self.name!r} was never started", name=self.name)
-        return self._pid
-
-    @property
-    def argv(self) -> list[str]:
-        """The command of the current (or last) container; empty for the image's default."""
-        return list(self._command or [])
-
-    @property
-    def returncode(self) -> int | None:
-        """The exit status once exited (negative: killed by that signal), else None."""
-        self._refresh_state()
-        return self._exit
-
-    @property
-    def running(self) -> bool:
-        return self._refresh_state()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused and self.running
-
-    @property
-    def crashed(self) -> bool:
-        """It exited although nobody asked it to stop: the test that was running should fail."""
-        return self._started and not self._stop_requested and not self._refresh_state()
-
-    @property
-    def log_path(self) -> Path:
-        if self._log_path is None:
-            self._log_path = new_log_path(self.name)
-        return self._log_path
-
-    # ----------------------------------------------------------------- lifecycle
-
-    def start(self) -> ContainerServer:
-        """Create and start the container, wait until ready; raises a ServerError otherwise."""
-        with self._lock:
-            with docker_client(f"start container {self.name!r}") as client:
-                if self._container_id is not None:
-                    if self._state_with(client):
-                        raise ServerError(
-                            f"container {self.name!r} is already running", name=self.name
-                        )
-                    self._terminate(client, grace=0)  # a crashed one: keep its log, drop it
-                self._command = self._command_for(self._address[1] if self._address else 0)
-                _require_image(client, self.image, self.name)
-                self._require_free_port()
-                self._launch(client)
-                try:
-                    self._wait_ready(client)
-                except BaseException:
-                    self._stop_requested = True  # a failed start is reported, not a crash
-                    self._terminate(client, grace=0)
-                    raise
-            return self
-
-    def stop(self, grace: float | None = None) -> int | None:
-        """SIGTERM, SIGKILL after ``grace`` seconds, then remove the container; its exit status."""
-        with self._lock:
-            if self._container_id is None:
-                return self._exit
-            with docker_client(f"stop container {self.name!r}") as client:
-                if self._state_with(client):  # stopping a dead server does not hide its crash
-                    self._stop_requested = True
-                self._terminate(client, self.stop_grace if grace is None else grace)
-            self._mark(f"stopped (exit status {self._exit})")
-            return self._exit
-
-    def kill(self) -> int | None:
-        """SIGKILL at once (a crash on purpose), then remove the container; its exit status."""
-        return self.stop(grace=0)
-
-    def restart(self, grace: float | None = None) -> ContainerServer:
-        """Stop, then start a new container on the same address."""
-        with self._lock:
-            before = self._address
-            self.stop(grace)
-            start_again(
-                self,
-                before,
-                kind="container",
-                hint="pass the command as a function of the port to restart on the same address",
-            )
-            return self
-
-    def pause(self) -> None:
-        """Freeze every process of the container (``docker pause``): connections still queue
-        in the backlog, nothing answers."""
-        with self._lock:
-            cid = self._require_running("pause")
-            with docker_client(f"pause container {self.name!r}") as client:
-                client.api.pause(cid)
-            self._paused = True
-
-    def resume(self) -> None:
-        """Thaw the container after ``pause``."""
-        with self._lock:
-            cid = self._require_running("resume")
-            with docker_client(f"resume container {self.name!r}") as client:
-                client.api.unpause(cid)
-            self._paused = False
-
-    def wait(self, timeout: float) -> int | None:
-        """Wait up to ``timeout`` seconds for the container to exit by itself; its exit
-        status, or None if it is still running."""
-        if not self._started:
-            raise ServerError(f"container {self.name!r} was never started", name=self.name)
-        cid = self._container_id
-        if cid is None:
-            return self._exit
-        with docker_client(f"wait for container {self.name!r}") as client:
-            _wait(client, cid, timeout)
-            return None if self._state_with(client) else self._exit
-
-    def check_alive(self) -> None:
-        """Raise ServerCrashed if the container stopped without being asked to."""
-        if not self.crashed:
+    @contextlib.contextmanager
+    def session(self, purpose: str) -> Iterator[DockerClient]:
+        """The current thread's client, or a new one for the calls inside."""
+        current: DockerClient | None = getattr(self._local, "client", None)
+        if current is not None:
+            yield current
             return
-        if self._vanished:
-            what = "was removed outside chaosnet"
-        else:
-            what = describe_exit(self._exit) if self._exit is not None else "stopped"
-        raise ServerCrashed(
-            f"container {self.name!r} (image {self.image}) {what} unexpectedly",
-            name=self.name,
-            returncode=self._exit if self._exit is not None else -1,
-            log_tail=self.log_tail(),
-        )
+        with docker_client(purpose) as client:
+            self._local.client = client
+            try:
+                yield client
+            finally:
+                self._local.client = None
 
-    # ----------------------------------------------------------------- logs
+    # ----------------------------------------------------------------- the Driver interface
 
-    def log_position(self) -> int:
-        """The log's current size: pass it to ``log_text(since=...)`` later to get what a
-        session-long server wrote during one test only.
-        """
-        self._refresh_log()
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def log_text(self, since: int = 0) -> str:
-        """The container's stdout and stderr, with our start/stop lines, from byte ``since``."""
-        self._refresh_log()
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(since)
-                return log.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    # ----------------------------------------------------------------- leak-check exemption
-
-    def exempts(self, resource: Resource) -> bool:
-        """For ``chaosnet.leaks.long_lived.add(server)``: its container is not a leak."""
-        return resource.kind == "container" and resource.key == self._container_id
-
-    # ----------------------------------------------------------------- context manager
-
-    def __enter__(self) -> ContainerServer:
-        if self._container_id is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = f" {self._address[0]}:{self._address[1]}" if self._address else ""
-        cid = f" {self._container_id[:12]}" if self._container_id else " (no container)"
-        return f"<ContainerServer {self.name!r} {self.image}{cid}{where}>"
-
-    # ----------------------------------------------------------------- internals
-
-    def _command_for(self, port: int) -> list[str] | None:
-        spec = self._command_spec
-        if spec is None:
-            return None
-        return [str(a) for a in (spec(port) if callable(spec) else spec)]
-
-    def _describe_command(self) -> str:
-        if self._command is None:
-            shown = "(the image's CMD)"
-        else:
-            shown = shlex.join(self._command) or "(none)"
+    def describe(self, argv: list[str] | None) -> str:
+        shown = "(the image's CMD)" if argv is None else shlex.join(argv) or "(none)"
         if self._entrypoint is not None:
             shown = f"{shown} (entrypoint: {shlex.join(self._entrypoint)})"
         return f"image {self.image}, command: {shown}"
 
-    def _require_free_port(self) -> None:
-        """With host networking a taken port would let a readiness check pass on someone
-        else's listener: refuse before starting anything."""
-        if self._address is None or self._address[1] == 0:
-            return
-        try:
-            with socket.create_connection(self._address, timeout=PORT_PROBE_TIMEOUT_S):
-                pass
-        except OSError:
-            return
-        raise PortInUse(self._address, name=self.name)
+    def prepare(self, argv: list[str] | None, address: Address | None) -> None:
+        with self.session(f"start container {self.name!r}") as client:
+            try:
+                client.images.get(self.image)
+            except ImageNotFound:
+                raise ImageMissing(self.image, name=self.name) from None
+        _require_free_port(address, self.name)
 
-    def _launch(self, client: DockerClient) -> None:
-        self._mark(f"starting container: {self._describe_command()}")
-        ownership.note_created()
-        try:
-            container = client.containers.create(
-                self.image,
-                command=self._command,
-                entrypoint=self._entrypoint,
-                environment=self._env,
-                labels=ownership.labels_for(self.name),
-                name=_container_name(self.name),
-                network_mode="host",
-                init=self._init,
-                volumes=self._volumes,
-                detach=True,
-                **self._options,
-            )
-        except ImageNotFound:
-            raise ImageMissing(self.image, name=self.name) from None
-        except APIError as exc:
-            raise ServerError(
-                f"cannot create container {self.name!r} ({self._describe_command()}): "
-                f"{_explain(exc)}",
-                name=self.name,
-            ) from None
-        cid = str(container.id)
-        with _owned_lock:
-            _owned[cid] = os.getpid()
-        self._container_id, self._exit, self._vanished = cid, None, False
-        self._started, self._stop_requested, self._paused = True, False, False
-        self._log_copied, self._log_offset = 0, self.log_path.stat().st_size
-        try:
-            client.api.start(cid)
-        except APIError as exc:  # e.g. the command does not exist in the image
-            self._stop_requested = True
-            self._terminate(client, grace=0)
-            code = self._exit if self._exit is not None else -1
-            raise ServerExitedEarly(
-                f"container {self.name!r} could not start ({self._describe_command()}): "
-                f"{_explain(exc)}",
-                name=self.name,
-                returncode=code,
-                log_tail=self._tail_now(client),
-            ) from None
-        self._pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0)
+    def launch(self, argv: list[str] | None, log: ServerLog) -> None:
+        with self.session(f"start container {self.name!r}") as client:
+            ownership.note_created()
+            try:
+                container = client.containers.create(
+                    self.image,
+                    command=argv,
+                    entrypoint=self._entrypoint,
+                    environment=self._env,
+                    labels=ownership.labels_for(self.name),
+                    name=_container_name(self.name),
+                    network_mode="host",
+                    init=self._init,
+                    volumes=self._volumes,
+                    detach=True,
+                    **self._options,
+                )
+            except ImageNotFound:
+                raise ImageMissing(self.image, name=self.name) from None
+            except APIError as exc:
+                raise ServerError(
+                    f"cannot create container {self.name!r} ({self.describe(argv)}): "
+                    f"{_explain(exc)}",
+                    name=self.name,
+                ) from None
+            cid = str(container.id)
+            with _owned_lock:
+                _owned[cid] = os.getpid()
+            self.container_id, self._exit, self._vanished, self._log_copied = cid, None, False, 0
+            try:
+                client.api.start(cid)
+            except APIError as exc:  # e.g. the command does not exist in the image
+                self.terminate(grace=0)
+                raise ServerExitedEarly(
+                    f"container {self.name!r} could not start ({self.describe(argv)}): "
+                    f"{_explain(exc)}",
+                    name=self.name,
+                    returncode=self._exit if self._exit is not None else -1,
+                    log_tail=log.tail(),
+                ) from None
+            self._pid = int(client.api.inspect_container(cid)["State"].get("Pid") or 0)
 
-    def _wait_ready(self, client: DockerClient) -> None:
-        ctx = ReadinessContext(
-            self.log_path,
-            self._log_offset,
-            self._address,
-            self._pid,
-            refresh_log=lambda: self._sync_log(client),
-        )
-        if any(isinstance(check, Listening) for check in self._ready):
-            self._require_visible_processes(client)
-        deadline = time.monotonic() + self.ready_timeout
-        delay = _POLL_START_S
-        for check in self._ready:
-            while True:
-                self._raise_if_exited(client, check.describe())
-                if check.poll(ctx):
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ServerNotReady(
-                        f"container {self.name!r} was not ready within {self.ready_timeout:g}s: "
-                        f"still waiting for {check.describe()}; {self._describe_command()}",
-                        name=self.name,
-                        timeout=self.ready_timeout,
-                        log_tail=self._tail_now(client),
-                    )
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, _POLL_MAX_S)
-        self._raise_if_exited(client, "its readiness checks to stay true")
-        self._address = ctx.address
-
-    def _raise_if_exited(self, client: DockerClient, waiting_for: str) -> None:
-        if self._state_with(client):
-            return
-        code = self._exit if self._exit is not None else -1
-        raise ServerExitedEarly(
-            f"container {self.name!r} {describe_exit(code)} before it was ready "
-            f"(waiting for {waiting_for}); {self._describe_command()}",
-            name=self.name,
-            returncode=code,
-            log_tail=self._tail_now(client),
-        )
-
-    def _require_visible_processes(self, client: DockerClient) -> None:
+    def before_ready(self, checks: Sequence[ReadinessCheck]) -> None:
         """``Listening`` reads the container's sockets through its processes on this host."""
+        if not any(isinstance(check, Listening) for check in checks):
+            return
         try:
             os.listdir(f"/proc/{self._pid}/fd")
             return
@@ -508,7 +307,7 @@ class ContainerServer:
             why = f"no permission to inspect its process (pid {self._pid}; run as root or use "
             why += "rootless Docker)"
         except FileNotFoundError:
-            if not self._state_with(client):
+            if not self.running():
                 return  # it exited: the readiness loop reports that, with the log
             why = f"its process (pid {self._pid}) is not visible here (a Docker VM?)"
         raise ServerError(
@@ -517,9 +316,100 @@ class ContainerServer:
             name=self.name,
         )
 
+    def exists(self) -> bool:
+        return self.container_id is not None
+
+    def running(self) -> bool:
+        """Whether the current container runs; records its exit status when it does not.
+        An engine that does not answer counts as "not running"."""
+        if self.container_id is None:
+            return False
+        try:
+            with self.session(f"inspect container {self.name!r}") as client:
+                return self._state_with(client)
+        except DockerUnavailable:
+            return False
+
+    def returncode(self) -> int | None:
+        return None if self.running() else self._exit
+
+    def how_it_ended(self) -> str:
+        if self._vanished:
+            return "was removed outside chaosnet"
+        return describe_exit(self._exit) if self._exit is not None else "stopped"
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def discard(self) -> None:
+        self.terminate(grace=0)  # a crashed one: keep its log, drop the container
+
+    def terminate(self, grace: float) -> None:
+        """TERM (thawing a paused container first), KILL what is left, then remove it."""
+        cid = self.container_id
+        if cid is None:
+            return
+        with self.session(f"stop container {self.name!r}") as client:
+            try:
+                state = client.api.inspect_container(cid)["State"]
+            except NotFound:
+                self._forget()
+                return
+            if state.get("Paused"):
+                client.api.unpause(cid)  # a frozen process cannot act on a signal
+            if state.get("Running"):
+                exited = grace > 0 and _signal(client, cid, "SIGTERM") and _wait(client, cid, grace)
+                if not exited:
+                    _signal(client, cid, "SIGKILL")
+                    if not _wait(client, cid, KILL_WAIT_S):
+                        raise ServerError(
+                            f"container {self.name!r} survived SIGKILL for {KILL_WAIT_S:g}s",
+                            name=self.name,
+                        )
+            self._state_with(client)
+            self._sync_log(client)
+            with contextlib.suppress(NotFound):
+                client.api.remove_container(cid, force=True, v=True)
+            self._forget()
+
+    def pause(self) -> None:
+        """``docker pause``: every process of the container frozen."""
+        with self.session(f"pause container {self.name!r}") as client:
+            client.api.pause(self._current())
+
+    def resume(self) -> None:
+        with self.session(f"resume container {self.name!r}") as client:
+            client.api.unpause(self._current())
+
+    def wait(self, timeout: float) -> None:
+        cid = self.container_id
+        if cid is not None:
+            with self.session(f"wait for container {self.name!r}") as client:
+                _wait(client, cid, timeout)
+
+    def exempts(self, resource: Resource) -> bool:
+        return resource.kind == "container" and resource.key == self.container_id
+
+    def summary(self) -> str:
+        cid = f" {self.container_id[:12]}" if self.container_id else ""
+        return f"image {self.image}{cid}"
+
+    def refresh_log(self) -> None:
+        """Copy into the log what the container wrote since the last copy; an engine gone
+        away leaves the log as copied so far."""
+        if self.container_id is None:
+            return
+        try:
+            with self.session(f"read the log of container {self.name!r}") as client:
+                self._sync_log(client)
+        except (DockerUnavailable, DockerException, requests.RequestException):
+            return
+
+    # ----------------------------------------------------------------- internals
+
     def _state_with(self, client: DockerClient) -> bool:
-        """Whether the current container runs; records its exit status when it does not."""
-        cid = self._container_id
+        cid = self.container_id
         if cid is None:
             return False
         try:
@@ -533,61 +423,9 @@ class ContainerServer:
         self._exit = _returncode(int(state.get("ExitCode", -1)))
         return False
 
-    def _refresh_state(self) -> bool:
-        if self._container_id is None:
-            return False
-        try:
-            with docker_client(f"inspect container {self.name!r}") as client:
-                return self._state_with(client)
-        except DockerUnavailable:
-            return False
-
-    def _terminate(self, client: DockerClient, grace: float) -> None:
-        """TERM (thawing a paused container first), KILL what is left, then remove it."""
-        cid = self._container_id
-        if cid is None:
-            return
-        try:
-            state = client.api.inspect_container(cid)["State"]
-        except NotFound:
-            self._forget()
-            return
-        if state.get("Paused"):
-            client.api.unpause(cid)  # a frozen process cannot act on a signal
-        if state.get("Running"):
-            exited = grace > 0 and _signal(client, cid, "SIGTERM") and _wait(client, cid, grace)
-            if not exited:
-                _signal(client, cid, "SIGKILL")
-                if not _wait(client, cid, KILL_WAIT_S):
-                    raise ServerError(
-                        f"container {self.name!r} survived SIGKILL for {KILL_WAIT_S:g}s",
-                        name=self.name,
-                    )
-        self._state_with(client)
-        self._sync_log(client)
-        with contextlib.suppress(NotFound):
-            client.api.remove_container(cid, force=True, v=True)
-        self._forget()
-
-    def _forget(self) -> None:
-        cid, self._container_id = self._container_id, None
-        self._paused = False
-        if cid is not None:
-            with _owned_lock:
-                _owned.pop(cid, None)
-
-    def _require_running(self, action: str) -> str:
-        cid = self._container_id
-        if cid is None or not self.running:
-            raise ServerError(
-                f"cannot {action} container {self.name!r}: not running", name=self.name
-            )
-        return cid
-
     def _sync_log(self, client: DockerClient) -> None:
-        """Append to our file what the container wrote since the last copy."""
-        with self._log_lock:
-            cid = self._container_id
+        with self._sync_lock:
+            cid = self.container_id
             if cid is None:
                 return
             try:
@@ -596,39 +434,32 @@ class ContainerServer:
                 return
             new = data[self._log_copied :]
             if new:
-                with self.log_path.open("ab") as log:
-                    log.write(new)
+                self._log.append(new)
                 self._log_copied = len(data)
 
-    def _refresh_log(self) -> None:
-        if self._container_id is None:
-            return
-        try:
-            with docker_client(f"read the log of container {self.name!r}") as client:
-                self._sync_log(client)
-        except (DockerUnavailable, DockerException, requests.RequestException):
-            return  # the engine went away: report what we copied so far
+    def _current(self) -> str:
+        if self.container_id is None:
+            raise ServerError(f"container {self.name!r} is not running", name=self.name)
+        return self.container_id
 
-    def _tail_now(self, client: DockerClient) -> str:
-        self._sync_log(client)
-        try:
-            text = self.log_path.read_bytes().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
-
-    def _mark(self, event: str) -> None:
-        """A line of our own in the log, so a restart or a stop reads clearly in a report."""
-        stamp = time.strftime("%H:%M:%S")
-        with self._log_lock, self.log_path.open("ab") as log:
-            log.write(f"[chaosnet {stamp}] {self.name}: {event}\n".encode())
+    def _forget(self) -> None:
+        cid, self.container_id = self.container_id, None
+        if cid is not None:
+            with _owned_lock:
+                _owned.pop(cid, None)
 
 
-def _require_image(client: DockerClient, image: str, name: str) -> None:
+def _require_free_port(address: Address | None, name: str) -> None:
+    """With host networking a taken port would let a readiness check pass on someone
+    else's listener: refuse before starting anything."""
+    if address is None or address[1] == 0:
+        return
     try:
-        client.images.get(image)
-    except ImageNotFound:
-        raise ImageMissing(image, name=name) from None
+        with socket.create_connection(address, timeout=PORT_PROBE_TIMEOUT_S):
+            pass
+    except OSError:
+        return
+    raise PortInUse(address, name=name)
 
 
 def _signal(client: DockerClient, cid: str, signal_name: str) -> bool:

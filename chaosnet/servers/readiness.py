@@ -1,45 +1,45 @@
 """Readiness checks: how we know a freshly started server is ready for clients.
 
-Each check is one non-blocking attempt (``poll``); ``ServerProcess`` runs the
-bounded wait around them and notices an early exit between attempts. Checks
+Each check is one non-blocking attempt (``poll``); ``wait_until_ready`` runs
+the bounded wait around them and notices an early exit between attempts. Checks
 run in order, and a ``LogLine`` can capture the address the server reports, so
 a server started on port 0 tells us its port and later checks (``PortAccepts``,
 ``HttpOk``) use it: no "find a free port, then bind" race.
+
+A check is anything with the ``ReadinessCheck`` shape: ``describe``, ``poll``
+and whether it needs or learns the server's address. The four below are the
+builtin ones.
 """
 
 from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chaosnet.servers.logs import ServerLog
 
 Address = tuple[str, int]
 
 ATTEMPT_TIMEOUT_S = 1.0
+POLL_START_S = 0.002
+POLL_MAX_S = 0.05
 
 
 class ReadinessContext:
     """What the checks of one start share: the log read so far and the address learnt.
 
-    ``refresh_log``, when given, brings the log file up to date before each read: a
-    container's output reaches our file that way (``ContainerServer``).
+    The log is read from ``log_offset`` on: what this start wrote, not an earlier run.
     """
 
-    def __init__(
-        self,
-        log_path: Path,
-        log_offset: int,
-        address: Address | None,
-        pid: int,
-        *,
-        refresh_log: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, log: ServerLog, log_offset: int, address: Address | None, pid: int) -> None:
         self.address = address
         self.pid = pid
-        self._refresh_log = refresh_log
-        self._log_path = log_path
+        self._log = log
         self._offset = log_offset
         self._pending = b""
         self.lines: list[str] = []
@@ -47,11 +47,7 @@ class ReadinessContext:
 
     def read_new_lines(self) -> None:
         """Append the complete lines written to the log since the last read."""
-        if self._refresh_log is not None:
-            self._refresh_log()
-        with self._log_path.open("rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
+        chunk = self._log.read(self._offset)
         self._offset += len(chunk)
         *complete, self._pending = (self._pending + chunk).split(b"\n")
         self.lines.extend(line.decode(errors="replace").rstrip("\r") for line in complete)
@@ -70,6 +66,14 @@ class PortAccepts:
     """Ready when a TCP connection to the address (or the one learnt so far) is accepted."""
 
     address: Address | None = None
+
+    @property
+    def needs_address(self) -> bool:
+        return self.address is None
+
+    @property
+    def learns_address(self) -> bool:
+        return self.address is not None
 
     def describe(self) -> str:
         where = f" {self.address[0]}:{self.address[1]}" if self.address else ""
@@ -92,6 +96,9 @@ class Listening:
     """Ready when the server (or a process it started) has a TCP socket listening; its address
     becomes the server's. For servers that bind port 0 and do not say which port they got.
     """
+
+    needs_address = False
+    learns_address = True
 
     def describe(self) -> str:
         return "a listening TCP socket"
@@ -129,9 +136,15 @@ class LogLine:
     def describe(self) -> str:
         return f"a log line matching {self._regex.pattern!r}"
 
+    needs_address = False
+
     @property
     def captures_port(self) -> bool:
         return "port" in self._regex.groupindex
+
+    @property
+    def learns_address(self) -> bool:
+        return self.captures_port
 
     def poll(self, ctx: ReadinessContext) -> bool:
         ctx.read_new_lines()
@@ -166,6 +179,8 @@ class HttpOk:
     def describe(self) -> str:
         return f"GET {self.url} answering 200"
 
+    learns_address = False
+
     @property
     def needs_address(self) -> bool:
         return self.url.startswith("/") or "{host}" in self.url or "{port}" in self.url
@@ -192,7 +207,83 @@ class HttpOk:
             return False
 
 
-ReadinessCheck = PortAccepts | LogLine | HttpOk | Listening
+class ReadinessCheck(Protocol):
+    """One way to tell a server is ready; ``poll`` is one attempt and must not block long."""
+
+    @property
+    def needs_address(self) -> bool:
+        """It must know the address before its first attempt."""
+        ...
+
+    @property
+    def learns_address(self) -> bool:
+        """Once it passes, the server's address is known (later checks may need it)."""
+        ...
+
+    def describe(self) -> str: ...
+
+    def poll(self, ctx: ReadinessContext) -> bool: ...
+
+
+def normalize_checks(
+    ready: ReadinessCheck | Sequence[ReadinessCheck] | None,
+) -> tuple[ReadinessCheck, ...]:
+    """``ready`` as a tuple of checks; by default the port must accept connections."""
+    if ready is None:
+        return (PortAccepts(),)
+    if isinstance(ready, Sequence):
+        return tuple(ready)
+    return (ready,)
+
+
+def validate_checks(checks: Sequence[ReadinessCheck], address: Address | None, name: str) -> None:
+    """Refuse, before starting anything, checks that could never learn the address they need."""
+    known = address is not None
+    for check in checks:
+        if check.needs_address and not known:
+            raise ValueError(
+                f"server {name!r}: {type(check).__name__} needs an address: pass "
+                "address=(host, port) or a LogLine check with a (?P<port>...) group before it"
+            )
+        known = known or check.learns_address
+
+
+def wait_until_ready(
+    checks: Sequence[ReadinessCheck],
+    ctx: ReadinessContext,
+    timeout: float,
+    *,
+    still_running: Callable[[str], None],
+) -> ReadinessCheck | None:
+    """Run the checks in order within ``timeout`` seconds in all; the first one still
+    failing at the deadline, or None once all passed.
+
+    ``still_running(waiting_for)`` is called before every attempt and raises when
+    the server has exited: a dead server is reported at once, not at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    for check in checks:
+
+        def attempt(check: ReadinessCheck = check) -> bool:
+            still_running(check.describe())
+            return check.poll(ctx)
+
+        if not poll_until(attempt, deadline):
+            return check
+    return None
+
+
+def poll_until(condition: Callable[[], bool], deadline: float) -> bool:
+    """Try ``condition`` (at least once) with a short back-off until it holds or the
+    monotonic ``deadline`` passes; whether it held."""
+    delay = POLL_START_S
+    while not condition():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, POLL_MAX_S)
+    return True
 
 
 def _url_host(host: str) -> str:
