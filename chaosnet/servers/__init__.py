@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         LogLine,
         PortAccepts,
         ReadinessCheck,
+        ReadinessContext,
     )
 
 _HOMES = {
@@ -57,6 +58,7 @@ _HOMES = {
         "LogLine",
         "PortAccepts",
         "ReadinessCheck",
+        "ReadinessContext",
     ),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -74,6 +76,7 @@ __all__ = [
     "PortAccepts",
     "PortInUse",
     "ReadinessCheck",
+    "ReadinessContext",
     "RealServer",
     "ServerCrashed",
     "ServerError",

@@ -22,6 +22,7 @@ from chaosnet.servers import (
     LogLine,
     PortAccepts,
     ReadinessCheck,
+    ReadinessContext,
     ServerCrashed,
     ServerError,
     ServerExitedEarly,
@@ -118,6 +119,52 @@ def test_http_readiness_with_the_stdlib_http_server(tmp_path: Path) -> None:
     ready: list[ReadinessCheck] = [LogLine(r"port (?P<port>\d+)"), HttpOk("http://{host}:{port}/")]
     with ServerProcess(argv, ready=ready, cwd=tmp_path, log_path=tmp_path / "h.log") as server:
         assert accepts(server.address)
+
+
+class FileAppears:
+    """A readiness check of the user's own: the server creates a file once ready."""
+
+    learns_address = False
+
+    def __init__(self, path: Path, *, needs_address: bool = False) -> None:
+        self.path = path
+        self.needs_address = needs_address
+        self.attempts = 0
+
+    def describe(self) -> str:
+        return f"{self.path.name} to appear"
+
+    def poll(self, ctx: ReadinessContext) -> bool:
+        self.attempts += 1
+        return self.path.exists()
+
+
+def test_a_readiness_check_of_ones_own_is_polled_like_the_builtin_ones(tmp_path: Path) -> None:
+    flag = tmp_path / "ready.flag"
+    script = f"import pathlib, time; time.sleep(0.2); pathlib.Path({str(flag)!r}).touch(); "
+    script += "time.sleep(60)"
+    check = FileAppears(flag)
+    started = time.monotonic()
+    with ServerProcess(python(script), ready=check, log_path=tmp_path / "f.log") as server:
+        assert flag.exists()
+        assert server.running
+        assert time.monotonic() - started >= 0.2
+        assert check.attempts > 1  # polled until the file came, not passed at once
+
+
+def test_a_check_of_ones_own_that_never_passes_is_named_in_the_error(tmp_path: Path) -> None:
+    check = FileAppears(tmp_path / "never.flag")
+    server = reporter(tmp_path, ready=[LogLine(PORT_LINE), check], ready_timeout=0.3)
+    with pytest.raises(ServerNotReady, match=r"still waiting for never\.flag to appear"):
+        server.start()
+    assert gone(server.pid)
+
+
+def test_a_check_of_ones_own_that_needs_an_address_is_refused_without_one() -> None:
+    check = FileAppears(Path("x"), needs_address=True)
+    with pytest.raises(ValueError, match="FileAppears needs an address"):
+        ServerProcess(python(PORT_REPORTER), ready=check)
+    ServerProcess(python(PORT_REPORTER), ready=[LogLine(PORT_LINE), check])  # learnt first: fine
 
 
 def test_checks_that_cannot_learn_the_address_are_refused_before_starting() -> None:
