@@ -195,7 +195,8 @@ def test_not_ready_in_time_reports_the_log_and_removes_the_container(servers_ima
 
 
 def test_a_container_server_has_the_interface_of_a_server_process() -> None:
-    expected = {name for name in vars(ServerProcess) if not name.startswith("_")}
+    expected = {name for name in dir(ServerProcess) if not name.startswith("_")}
+    assert {"start", "restart", "check_alive", "log_text"} <= expected  # the whole lifecycle
     expected |= {"__enter__", "__exit__"}
     missing = {name for name in expected if not hasattr(ContainerServer, name)}
     assert missing == set()
