@@ -23,15 +23,15 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from chaosnet.errors import ChaosnetError
+from chaosnet.proxy.toxics import TOXIPROXY_TYPES
+from chaosnet.proxy.toxics.base import DEFAULT_STREAM as DEFAULT_STREAM
+from chaosnet.proxy.toxics.base import EXTENSION_FIELDS
 
 DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_STREAM = "downstream"
 #: Optional toxic fields that only chaosnet understands.
-EXTENSION_TOXIC_FIELDS = ("skip_connections", "max_connections", "seed")
-#: Toxic types the real Toxiproxy v2.12 implements.
-TOXIPROXY_TOXIC_TYPES = frozenset(
-    {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "noop"}
-)
+EXTENSION_TOXIC_FIELDS = EXTENSION_FIELDS
+#: Toxic types the real Toxiproxy v2.12 implements (from the toxics' declarations).
+TOXIPROXY_TOXIC_TYPES = frozenset(TOXIPROXY_TYPES)
 #: The extension feature name for ``GET /proxies/{name}/connections``.
 CONNECTION_LOG = "connections"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+#: The one seed range: a run's seed (settings, ``chaosnet run --seed``), a toxic's
+#: ``seed`` in scenario files and in the control API, and every derived seed.
 MAX_SEED = 2**32 - 1
 
 

@@ -35,6 +35,7 @@ from chaosnet.proxy.engine import Engine, PopulateError
 from chaosnet.proxy.errors import TOO_LARGE, ApiError, bad_request
 from chaosnet.proxy.metrics import CONTENT_TYPE, Metrics, MetricsOptions
 from chaosnet.proxy.toxics import EXTENSION_TYPES
+from chaosnet.proxy.toxics.base import EXTENSION_FIELDS
 
 TOXIPROXY_API_VERSION = "2.12.0"
 #: ``GET /version``'s body, byte for byte as toxiproxy-server writes it (clients compare it).
@@ -47,7 +48,7 @@ MAX_WAIT_MS = 60_000  # a connection-log wait never holds a request longer
 FORBIDDEN = 403
 INTERNAL_ERROR = 500
 #: Extension features announced in ``GET /chaosnet`` (toxic types, toxic fields, endpoints).
-EXTENSIONS = (*EXTENSION_TYPES, "skip_connections", "max_connections", "seed", "connections")
+EXTENSIONS = (*EXTENSION_TYPES, *EXTENSION_FIELDS, "connections")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)

@@ -16,24 +16,19 @@ from typing import Any
 from chaosnet.proxy.addresses import parse_listen, parse_upstream
 from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import BAD_REQUEST, ApiError, bad_request
-from chaosnet.proxy.seeding import MAX_SEED
 from chaosnet.proxy.toxics import REGISTRY
-from chaosnet.proxy.toxics.base import MAX_BYTES, FieldError, Toxic
-from chaosnet.proxy.toxics.spec import ToxicSpec
-
-STREAMS = ("upstream", "downstream")
-TOXIC_FIELDS = frozenset(
-    {
-        "name",
-        "type",
-        "stream",
-        "toxicity",
-        "attributes",
-        "skip_connections",
-        "max_connections",
-        "seed",
-    }
+from chaosnet.proxy.toxics.base import (
+    EXTENSION_FIELDS,
+    MAX_BYTES,
+    STREAMS,
+    TOXIPROXY_FIELDS,
+    FieldError,
+    Toxic,
+    ToxicSpec,
 )
+from chaosnet.seeds import MAX_SEED
+
+TOXIC_FIELDS = frozenset({*TOXIPROXY_FIELDS, *EXTENSION_FIELDS})
 
 
 def parse_json(raw: bytes) -> Any:
@@ -130,14 +125,17 @@ def proxy_update(body: Any) -> tuple[str | None, str | None, bool | None]:
 def new_toxic(body: Any) -> ToxicSpec:
     body = expect_object(body)
     _reject_unknown_fields(body)
-    stream = (_string(body, "stream") or "downstream").lower()
-    if stream not in STREAMS:
+    given_stream = (_string(body, "stream") or "").lower()
+    if given_stream and given_stream not in STREAMS:
         raise bad_request("stream was invalid, can be either upstream or downstream")
     type_name = _string(body, "type") or ""
     cls = REGISTRY.get(type_name)
     if cls is None:
         known = ", ".join(sorted(REGISTRY))
         raise ApiError(BAD_REQUEST, "invalid toxic type", f"{type_name!r} (known: {known})")
+    stream = given_stream or cls.default_stream()
+    if stream not in cls.streams:
+        raise bad_request(f"stream: {type_name} applies to {' and '.join(cls.streams)} only")
     name = _string(body, "name") or f"{type_name}_{stream}"
     defaults = {attr.name: attr.default for attr in cls.attributes}
     attributes = _attributes(cls, body.get("attributes"), defaults)

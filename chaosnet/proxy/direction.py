@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from chaosnet.proxy import seeding
 from chaosnet.proxy.budget import MAX_READ, MIN_READ
 from chaosnet.proxy.budget import READ_SIZE as TOXIC_READ
-from chaosnet.proxy.toxics.base import End, Receiver, Toxic
+from chaosnet.proxy.toxics.base import End, Receiver, Toxic, ToxicSpec
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from chaosnet.proxy.link import Link
     from chaosnet.proxy.poller import Poller
     from chaosnet.proxy.timers import Timer, TimerQueue
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 MAX_IOV = 64
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from chaosnet.proxy.addresses import family_of, ip_literal
 from chaosnet.proxy.direction import Direction
-from chaosnet.proxy.toxics.spec import ToxicSpec
+from chaosnet.proxy.toxics.base import ToxicSpec
 
 if TYPE_CHECKING:
     from chaosnet.proxy.connlog import ConnectionRecord

@@ -23,15 +23,15 @@ from chaosnet.proxy.addresses import (
     resolve_listen_host,
 )
 from chaosnet.proxy.connlog import ConnectionLog, ConnectionRecord
-from chaosnet.proxy.errors import ApiError, toxic_exists, toxic_not_found
+from chaosnet.proxy.errors import ApiError, bad_request, toxic_exists, toxic_not_found
 from chaosnet.proxy.link import Link, reset_close, tune
 from chaosnet.proxy.listener import Listener, Mode, StallFailed
-from chaosnet.proxy.toxics.spec import ToxicSpec
+from chaosnet.proxy.targeting import applies
+from chaosnet.proxy.toxics.base import STREAMS, ToxicSpec, Transport
 
 if TYPE_CHECKING:
     from chaosnet.proxy.engine import Engine
 
-STREAMS = ("upstream", "downstream")
 INTERNAL_ERROR = 500
 
 
@@ -43,6 +43,9 @@ class Proxy:
         self.listen = listen or format_address(LOOPBACK, 0)
         self.upstream = upstream
         self.upstream_address = parse_upstream(upstream)
+        # What a toxic must fit (``Toxic.misfit``): TCP byte streams, for now.
+        self.transport: Transport = "tcp"
+        self.protocol: str | None = None
         self.enabled = False
         self.toxics: dict[str, ToxicSpec] = {}
         self.links: set[Link] = set()
@@ -150,7 +153,7 @@ class Proxy:
 
     def _reset_on_accept(self, sock: socket.socket, seq: int, applied: list[str]) -> bool:
         for spec in self.toxics.values():
-            if spec.cls.phase == "accept" and spec.applies(seq, self.engine.seed, self.name):
+            if spec.cls.phase == "accept" and self._applies(spec, seq):
                 applied.append(spec.name)
                 self.engine.counters.toxic_applied(self.name, spec.type_name)
                 reset_close(sock)
@@ -158,11 +161,14 @@ class Proxy:
         return False
 
     def _apply_toxics(self, link: Link) -> None:
-        counts = dict.fromkeys(STREAMS, 0)
+        counts: dict[str, int] = dict.fromkeys(STREAMS, 0)
         for spec in self.toxics.values():
-            if spec.cls.phase == "stream" and spec.applies(link.seq, self.engine.seed, self.name):
+            if spec.cls.phase == "stream" and self._applies(spec, link.seq):
                 link.apply(spec, counts[spec.stream])
                 counts[spec.stream] += 1
+
+    def _applies(self, spec: ToxicSpec, seq: int) -> bool:
+        return applies(spec, seq, self.engine.seed, self.name)
 
     def link_closed(self, link: Link, by: str, kind: str) -> None:
         self.links.discard(link)
@@ -189,11 +195,14 @@ class Proxy:
     async def add_toxic(self, spec: ToxicSpec) -> None:
         if spec.name in self.toxics:
             raise toxic_exists(spec.name)
+        misfit = spec.cls.misfit(self.transport, self.protocol)
+        if misfit is not None:
+            raise bad_request(f"type: {misfit} (proxy {self.name})")
         spec.first_seq = self.accepted
         self.toxics[spec.name] = spec
         if spec.cls.phase == "stream":
             for link in list(self.links):
-                if spec.applies(link.seq, self.engine.seed, self.name):
+                if self._applies(spec, link.seq):
                     link.apply(spec, len(link.direction(spec.stream).stages))
         elif spec.cls.phase == "listen":
             await self._sync_listener_or_undo(spec)
@@ -207,7 +216,7 @@ class Proxy:
             await self._sync_listener()
 
     def _reconcile(self, link: Link, spec: ToxicSpec) -> None:
-        wanted = spec.applies(link.seq, self.engine.seed, self.name)
+        wanted = self._applies(spec, link.seq)
         if wanted and spec.name not in link.toxics:
             link.apply(spec, self._chain_position(link, spec))
         elif not wanted and spec.name in link.toxics:
@@ -245,7 +254,7 @@ class Proxy:
             spec.type_name
             for spec in self._listen_phase_toxics()
             if self.accepted - spec.first_seq >= spec.skip_connections
-            and spec.applies(spec.first_seq + spec.skip_connections, self.engine.seed, self.name)
+            and self._applies(spec, spec.first_seq + spec.skip_connections)
         }
         if "refuse_new" in active:
             return "refuse"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import random
 
-MAX_SEED = 2**63 - 1
-
 
 def derive(seed: int, *labels: object) -> random.Random:
     return random.Random("|".join([str(seed), *map(str, labels)]))

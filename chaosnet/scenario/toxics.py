@@ -1,19 +1,24 @@
-"""The toxics a scenario can name: one model per type, with each type's attributes and units.
+"""The toxics a scenario can name: one model per type, derived from the toxic's declaration.
 
-Toxiproxy's own toxics come first, then chaosnet's extensions (which a real
-Toxiproxy backend refuses by name). Every toxic also takes the common fields
-``name``, ``stream``, ``toxicity`` and chaosnet's per-toxic ``skip_connections``,
-``max_connections`` and ``seed``. Attributes keep Toxiproxy's units (see
-:mod:`chaosnet.scenario.units`).
+Each model is built from the toxic's class in ``chaosnet.proxy.toxics`` (its
+``attributes``, ``streams``, ``summary``, ``in_toxiproxy``): nothing here names a
+toxic. They come in registry order: Toxiproxy's own toxics, then chaosnet's
+extensions (which a real Toxiproxy backend refuses by name). Every toxic also
+takes the common fields ``name``, ``stream``, ``toxicity`` and chaosnet's
+per-toxic ``skip_connections``, ``max_connections`` and ``seed``. Attributes
+keep Toxiproxy's units (see :mod:`chaosnet.scenario.units`); one with a unit
+also takes a string with a unit.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from chaosnet.control import EXTENSION_TOXIC_FIELDS, TOXIPROXY_TOXIC_TYPES
+from chaosnet.proxy.toxics import REGISTRY
+from chaosnet.proxy.toxics import Toxic as ToxicType
+from chaosnet.proxy.toxics.base import DEFAULT_STREAM, EXTENSION_FIELDS, Attr
 from chaosnet.scenario.units import Bytes, KilobytesPerSecond, Micros, Millis
 from chaosnet.seeds import MAX_SEED
 
@@ -21,8 +26,16 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 #: Fields every toxic has; everything else a toxic model declares is an attribute
 #: (but ``proxy``, which says where a timeline step adds the toxic).
-COMMON_FIELDS = ("type", "name", "stream", "toxicity", *EXTENSION_TOXIC_FIELDS)
+COMMON_FIELDS = ("type", "name", "stream", "toxicity", *EXTENSION_FIELDS)
 _NOT_ATTRIBUTES = (*COMMON_FIELDS, "proxy")
+#: The scenario type of an attribute with each of Toxiproxy's units.
+_UNIT_TYPES: dict[str, Any] = {
+    "ms": Millis,
+    "µs": Micros,
+    "bytes": Bytes,
+    "KB/s": KilobytesPerSecond,
+}
+_STREAM_HELP = "upstream: client to server; downstream: server to client"
 
 
 class StrictModel(BaseModel):
@@ -34,9 +47,7 @@ class StrictModel(BaseModel):
 class ToxicBase(StrictModel):
     type: str
     name: Name | None = Field(None, description="default: <type>_<stream>, as in Toxiproxy")
-    stream: Literal["upstream", "downstream"] = Field(
-        "downstream", description="upstream: client to server; downstream: server to client"
-    )
+    stream: Literal["upstream", "downstream"] = Field(DEFAULT_STREAM, description=_STREAM_HELP)
     toxicity: float = Field(1.0, ge=0, le=1, description="chance per connection, 0..1")
     skip_connections: int | None = Field(
         None, ge=0, description="chaosnet extension: spare the first N connections"
@@ -63,131 +74,63 @@ class ToxicBase(StrictModel):
     def extension_fields(self) -> dict[str, Any]:
         """chaosnet's per-toxic fields that are set."""
         return {
-            key: getattr(self, key)
-            for key in EXTENSION_TOXIC_FIELDS
-            if getattr(self, key) is not None
+            key: getattr(self, key) for key in EXTENSION_FIELDS if getattr(self, key) is not None
         }
 
     def extensions_used(self) -> list[str]:
         """The chaosnet extension features this toxic needs from the backend."""
-        used = [] if self.type in TOXIPROXY_TOXIC_TYPES else [self.type]
+        used = [] if REGISTRY[self.type].in_toxiproxy else [self.type]
         return used + list(self.extension_fields())
 
 
-# -- Toxiproxy's toxics -----------------------------------------------------------------
+# -- derivation from the declarations ------------------------------------------------------
 
 
-class Latency(ToxicBase):
-    type: Literal["latency"]
-    latency: Millis = Field(description="delay added to each chunk of data")
-    jitter: Millis = Field(0, description="random +/- variation of the delay")
+def attribute_type(attr: Attr) -> Any:
+    """The pydantic type of one declared attribute, bounds included."""
+    if attr.kind == "bool":
+        return bool
+    if attr.kind == "choice":
+        return Literal[attr.choices]
+    if attr.values:
+        return Literal[attr.values]
+    bounds = Field(ge=attr.minimum, le=attr.maximum)
+    if attr.kind == "float":
+        return Annotated[float, bounds]
+    if attr.kind == "int_or_choice":  # a string is one of the choices, so no units here
+        return Literal[attr.choices] | Annotated[int, bounds]
+    number: Any = Annotated[_UNIT_TYPES.get(attr.unit, int), bounds]
+    return number
 
 
-class Bandwidth(ToxicBase):
-    type: Literal["bandwidth"]
-    rate: KilobytesPerSecond = Field(description="throughput limit")
+def _field(attr: Attr) -> tuple[Any, Any]:
+    default = ... if attr.required else attr.default
+    unit = f" ({attr.unit})" if attr.unit else ""
+    return attribute_type(attr), Field(default, description=attr.help + unit)
 
 
-class SlowClose(ToxicBase):
-    type: Literal["slow_close"]
-    delay: Millis = Field(description="delay before the close is passed on")
-
-
-class Timeout(ToxicBase):
-    type: Literal["timeout"]
-    timeout: Millis = Field(
-        0, description="stop all data, close after this long; 0 = hold until removed"
+def toxic_model(toxic: type[ToxicType]) -> type[ToxicBase]:
+    """The scenario model of one declared toxic type."""
+    fields: dict[str, Any] = {"type": (Literal[toxic.type_name], ...)}
+    if toxic.streams != ("upstream", "downstream"):
+        fields["stream"] = (
+            Literal[toxic.streams],
+            Field(toxic.default_stream(), description=_STREAM_HELP),
+        )
+    fields.update((attr.name, _field(attr)) for attr in toxic.attributes)
+    return create_model(
+        "".join(part.capitalize() for part in toxic.type_name.split("_")),
+        __base__=ToxicBase,
+        __doc__=toxic.summary,
+        __module__=__name__,
+        **fields,
     )
 
 
-class ResetPeer(ToxicBase):
-    type: Literal["reset_peer"]
-    timeout: Millis = Field(0, description="reset (TCP RST) after this long; 0 = at once")
-
-
-class Slicer(ToxicBase):
-    type: Literal["slicer"]
-    average_size: Bytes = Field(description="average size of the slices")
-    size_variation: Bytes = Field(0, description="+/- variation of the slice size")
-    delay: Micros = Field(0, description="pause between slices")
-
-
-class LimitData(ToxicBase):
-    type: Literal["limit_data"]
-    bytes: Bytes = Field(description="pass this many bytes, then close the connection")
-
-
-class Noop(ToxicBase):
-    type: Literal["noop"]
-
-
-# -- chaosnet's extensions --------------------------------------------------------------
-
-
-class TruncateFrame(ToxicBase):
-    type: Literal["truncate_frame"]
-    header_size: Literal[1, 2, 4, 8] = Field(4, description="length header size in bytes")
-    byte_order: Literal["big", "little"] = "big"
-    frame: int = Field(0, ge=0, description="0-based frame to cut, per connection and stream")
-    at: Literal["header", "body"] | Annotated[int, Field(ge=0)] = Field(
-        "body", description="cut inside the header, the body, or at a byte offset of the frame"
-    )
-    then: Literal["close", "reset", "hang"] = Field(
-        "close", description="after the cut: FIN, RST, or keep the socket open silently"
-    )
-
-
-class LimitTime(ToxicBase):
-    type: Literal["limit_time"]
-    duration: Millis = Field(description="cut the connection this long after it opened")
-    then: Literal["close", "reset"] = "close"
-
-
-class Corrupt(ToxicBase):
-    type: Literal["corrupt"]
-    probability: float = Field(ge=0, le=1, description="chance of a bit flip per byte")
-    body_only: bool = Field(False, description="spare frame headers (chaosnet framing)")
-    header_size: Literal[1, 2, 4, 8] = 4
-    byte_order: Literal["big", "little"] = "big"
-
-
-class RefuseNew(ToxicBase):
-    type: Literal["refuse_new"]
-
-
-class StallAccept(ToxicBase):
-    type: Literal["stall_accept"]
-
-
-class ResetOnAccept(ToxicBase):
-    type: Literal["reset_on_accept"]
-
-
-TOXIC_MODELS: tuple[type[ToxicBase], ...] = (
-    Latency,
-    Bandwidth,
-    SlowClose,
-    Timeout,
-    ResetPeer,
-    Slicer,
-    LimitData,
-    Noop,
-    TruncateFrame,
-    LimitTime,
-    Corrupt,
-    RefuseNew,
-    StallAccept,
-    ResetOnAccept,
-)
-
-
-def toxic_type(model: type[ToxicBase]) -> str:
-    """The ``type`` literal a toxic model stands for."""
-    annotation = model.model_fields["type"].annotation
-    return str(annotation.__args__[0])  # type: ignore[union-attr]
-
-
-TOXICS_BY_TYPE: dict[str, type[ToxicBase]] = {toxic_type(m): m for m in TOXIC_MODELS}
+TOXICS_BY_TYPE: dict[str, type[ToxicBase]] = {
+    type_name: toxic_model(toxic) for type_name, toxic in REGISTRY.items()
+}
+TOXIC_MODELS: tuple[type[ToxicBase], ...] = tuple(TOXICS_BY_TYPE.values())
 
 
 def attribute_names(type_name: str) -> list[str]:
@@ -195,20 +138,7 @@ def attribute_names(type_name: str) -> list[str]:
     return [name for name in model.model_fields if name not in COMMON_FIELDS]
 
 
-Toxic = Annotated[
-    Latency
-    | Bandwidth
-    | SlowClose
-    | Timeout
-    | ResetPeer
-    | Slicer
-    | LimitData
-    | Noop
-    | TruncateFrame
-    | LimitTime
-    | Corrupt
-    | RefuseNew
-    | StallAccept
-    | ResetOnAccept,
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    Toxic = ToxicBase
+else:
+    Toxic = Annotated[Union[TOXIC_MODELS], Field(discriminator="type")]  # noqa: UP007

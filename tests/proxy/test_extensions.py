@@ -355,6 +355,10 @@ def test_extension_bad_input(api: Api, echo_server: Upstream) -> None:
         ({"type": "truncate_frame", "attributes": {"then": "explode"}}, "attributes.then"),
         ({"type": "truncate_frame", "attributes": {"header_size": 3}}, "attributes.header_size"),
         (
+            {"type": "corrupt", "attributes": {"header_size": 9}},
+            "attributes.header_size: must be 1, 2, 4 or 8, got 9",
+        ),
+        (
             {"type": "truncate_frame", "attributes": {"header_size": 1, "at": "header"}},
             "attributes.at",
         ),

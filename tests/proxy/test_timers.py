@@ -29,7 +29,15 @@ from chaosnet.proxy.timers import (
     TimerQueue,
     best_alarm,
 )
-from tests.proxy.support import Api, Upstream, connect, listen_address, recv_exactly, wait_for
+from tests.proxy.support import (
+    Api,
+    Upstream,
+    connect,
+    listen_address,
+    recv_all,
+    recv_exactly,
+    wait_for,
+)
 
 T = TypeVar("T")
 Factory = Callable[[asyncio.AbstractEventLoop, Callable[[], None]], Alarm]
@@ -370,3 +378,50 @@ def test_compaction_during_a_pass_keeps_the_count_right(loop: asyncio.AbstractEv
     names, count = run(loop, main())
     assert names == ["cancel_all", "next"]
     assert count == 1
+
+
+#: The toxics that hold data behind a timer (``toxics.base.Holding``), set to hold long.
+HOLDING = [
+    pytest.param("latency", {"latency": 60_000}, id="latency"),
+    pytest.param("bandwidth", {"rate": 1}, id="bandwidth"),
+    pytest.param("slicer", {"average_size": 1, "delay": 60_000_000}, id="slicer"),
+]
+PAYLOAD = bytes(range(256)) * 16
+
+
+@pytest.mark.parametrize(("kind", "attributes"), HOLDING)
+def test_removing_a_holding_toxic_passes_on_everything_in_order(
+    server: EmbeddedServer,
+    api: Api,
+    echo_server: Upstream,
+    kind: str,
+    attributes: dict[str, int],
+) -> None:
+    address = listen_address(api.create_proxy("p", echo_server.address))
+    api.add_toxic("p", kind, attributes=attributes)
+    with connect(address) as sock:
+        sock.sendall(PAYLOAD)
+        wait_for(lambda: pending_timers(server) == 1 and held_bytes(server) > 0)
+        assert api.delete(f"/proxies/p/toxics/{kind}_downstream").status == 204
+        assert recv_exactly(sock, len(PAYLOAD)) == PAYLOAD
+        assert (pending_timers(server), held_bytes(server)) == (0, 0)
+
+
+@pytest.mark.parametrize(("kind", "attributes"), HOLDING)
+def test_closing_a_connection_drops_what_a_holding_toxic_held(
+    server: EmbeddedServer,
+    api: Api,
+    echo_server: Upstream,
+    kind: str,
+    attributes: dict[str, int],
+) -> None:
+    address = listen_address(api.create_proxy("p", echo_server.address))
+    api.add_toxic("p", kind, attributes=attributes)
+    with connect(address) as sock:
+        sock.sendall(PAYLOAD)
+        wait_for(lambda: pending_timers(server) == 1 and held_bytes(server) > 0)
+        api.post("/proxies/p", {"enabled": False})
+        wait_for(lambda: pending_timers(server) == 0)
+        assert held_bytes(server) == 0
+        received = recv_all(sock)
+    assert len(received) < len(PAYLOAD)  # what was held never arrived

@@ -1,8 +1,14 @@
-"""Toxic types, one per module, and the registry the control API looks them up in.
+"""Toxic types, one per module, and the registry everything else derives from.
 
 Adding a toxic: write one module with a :class:`~chaosnet.proxy.toxics.base.Toxic`
-subclass, then add it to ``_TYPES`` below. Connect-phase toxics (``phase``
-"listen" or "accept") are declarations only: the listener and the proxy act on them.
+subclass (its class attributes are its whole declaration), then add it to
+``_TYPES`` below; regenerate the derived files (``python -m chaosnet.proxy.toxics.docs``,
+``python -m chaosnet.scenario.schema``). See "Adding a toxic" in docs/proxy.md.
+Connect-phase toxics (``phase`` "listen" or "accept") are declarations only: the
+listener and the proxy act on them.
+
+Toxic modules import only the standard library and chaosnet's primitives: the
+control client (:mod:`chaosnet.control`) imports this registry.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from chaosnet.proxy.toxics.stall_accept import StallAcceptToxic
 from chaosnet.proxy.toxics.timeout import TimeoutToxic
 from chaosnet.proxy.toxics.truncate_frame import TruncateFrameToxic
 
+#: In the order the docs and the schema show them: Toxiproxy's, then chaosnet's.
 _TYPES: tuple[type[Toxic], ...] = (
     LatencyToxic,
     BandwidthToxic,
@@ -42,7 +49,8 @@ _TYPES: tuple[type[Toxic], ...] = (
 
 REGISTRY: dict[str, type[Toxic]] = {cls.type_name: cls for cls in _TYPES}
 
-#: Toxic types that the real Toxiproxy does not have.
+#: Toxic types that the real Toxiproxy has, and those it does not (chaosnet extensions).
+TOXIPROXY_TYPES: tuple[str, ...] = tuple(cls.type_name for cls in _TYPES if cls.in_toxiproxy)
 EXTENSION_TYPES: tuple[str, ...] = tuple(cls.type_name for cls in _TYPES if not cls.in_toxiproxy)
 
-__all__ = ["EXTENSION_TYPES", "REGISTRY", "Toxic"]
+__all__ = ["EXTENSION_TYPES", "REGISTRY", "TOXIPROXY_TYPES", "Toxic"]

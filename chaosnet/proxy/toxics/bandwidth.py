@@ -9,30 +9,30 @@ holds at once.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING
-
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
+from chaosnet.proxy.toxics.base import Attr, End, Holding, Pipe, Receiver, ToxicSpec, cancel
 
 SLICE_S = 0.01
 
 
-class BandwidthToxic(Toxic):
+class BandwidthToxic(Holding[bytes | End]):
     type_name = "bandwidth"
-    summary = "limits throughput to rate KB/s"
+    summary = "bandwidth limit"
+    effect = "throughput capped at `rate`; 0 = unlimited"
     attributes = (
-        Attr("rate", "int", 0, maximum=10**9, unit="KB/s", help="1 KB = 1000 bytes; 0 = no limit"),
+        Attr(
+            "rate",
+            "int",
+            0,
+            maximum=10**9,
+            unit="KB/s",
+            help="throughput limit (1 KB = 1000 bytes); 0 = no limit",
+            required=True,
+        ),
     )
-    __slots__ = ("free_at", "queue", "timer")
+    __slots__ = ("free_at",)
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.queue: deque[bytes | End] = deque()
-        self.timer: Timer | None = None
         self.free_at = 0.0  # when the simulated link finishes what it already sent
 
     def _bytes_per_s(self) -> int:
@@ -84,17 +84,3 @@ class BandwidthToxic(Toxic):
         if self.timer is not None:
             cancel(self.timer)
             self._pump()
-
-    def on_remove(self) -> None:
-        cancel(self.timer)
-        self.timer = None
-        while self.queue:
-            item = self.queue.popleft()
-            if isinstance(item, End):
-                self.emit_end(item)
-            else:
-                self.emit(item)
-
-    def on_close(self) -> None:
-        cancel(self.timer)
-        self.queue.clear()

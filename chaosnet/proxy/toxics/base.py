@@ -1,10 +1,12 @@
-"""The interface every toxic implements, and the attribute schema it declares.
+"""A toxic's declaration and interface, and the spec of one toxic on a proxy.
 
 A toxic type is one subclass of :class:`Toxic` in one file, registered in
-``chaosnet.proxy.toxics.REGISTRY``. Its class attributes describe it to the API
-(``type_name``, ``attributes`` -- the schema the control API validates against --
-``phase`` and ``in_toxiproxy``); an *instance* is the toxic's state on one
-direction of one connection (a stage of that direction's chain).
+``chaosnet.proxy.toxics.REGISTRY``. Its class attributes are the *one*
+declaration of the type (see :class:`Toxic`); the control API's validation, the
+scenario models and their JSON Schema, the control client's extension list and
+the docs' toxic tables are all derived from it. An *instance* is the toxic's
+state on one direction of one connection (a stage of that direction's chain),
+made from a :class:`ToxicSpec`: the toxic as the API sees it.
 
 Data flows through a chain of stages::
 
@@ -25,17 +27,25 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 EndKind = Literal["eof", "fin", "rst"]
 Phase = Literal["stream", "listen", "accept"]
+Stream = Literal["upstream", "downstream"]
+Transport = Literal["tcp", "udp"]
 AttrKind = Literal["int", "float", "bool", "choice", "int_or_choice"]
+
+STREAMS: tuple[Stream, ...] = ("upstream", "downstream")
+DEFAULT_STREAM: Stream = "downstream"
+#: A toxic's fields in Toxiproxy's JSON, and the optional ones only chaosnet has.
+TOXIPROXY_FIELDS = ("name", "type", "stream", "toxicity", "attributes")
+EXTENSION_FIELDS = ("skip_connections", "max_connections", "seed")
 
 MAX_MS = 86_400_000  # a day: any longer delay is a mistake, not a test
 MAX_BYTES = 2**62
@@ -86,7 +96,13 @@ class FieldError(ValueError):
 
 @dataclass(frozen=True)
 class Attr:
-    """One attribute of a toxic: its JSON name, type, default, bounds and unit."""
+    """One attribute of a toxic: its JSON name, type, default, bounds, unit and help.
+
+    ``choices`` are the strings a ``choice``/``int_or_choice`` takes; ``values``
+    restricts an ``int`` to a set. ``required``: a scenario file must give it (the
+    HTTP API falls back to ``default``, as Toxiproxy does). ``unit`` is Toxiproxy's
+    (``ms``, ``µs``, ``bytes``, ``KB/s``); scenario files also take strings with units.
+    """
 
     name: str
     kind: AttrKind
@@ -94,8 +110,10 @@ class Attr:
     minimum: float = 0
     maximum: float = MAX_MS
     choices: tuple[str, ...] = ()
+    values: tuple[int, ...] = ()
     unit: str = ""
     help: str = ""
+    required: bool = False
 
     def coerce(self, value: object) -> object:
         """The validated value; :class:`FieldError` naming the attribute otherwise."""
@@ -110,6 +128,8 @@ class Attr:
         if self.kind == "choice":
             raise self._error(f"must be one of {', '.join(self.choices)}, got {value!r}")
         number = self._number(value)
+        if self.values and number not in self.values:
+            raise self._error(f"must be {or_list(self.values)}, got {value}")
         if not self.minimum <= number <= self.maximum:
             raise self._error(f"must be between {self.minimum:g} and {self.maximum:g}, got {value}")
         return number
@@ -131,20 +151,63 @@ class Attr:
         return FieldError(f"attributes.{self.name}: {message}")
 
 
+def or_list(items: tuple[object, ...]) -> str:
+    """``(1, 2, 4, 8)`` as ``"1, 2, 4 or 8"``."""
+    words = [str(item) for item in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 class Toxic:
-    """Base class: a pass-through stage. Subclasses override the hooks they need."""
+    """Base class: a pass-through stage. Subclasses override the hooks they need.
+
+    The class attributes are the toxic type's declaration:
+
+    - ``type_name``: its name in the API and in scenario files;
+    - ``summary``: the fault in a few words (the README's fault table);
+    - ``effect``: what a client sees (the toxic table of docs/proxy.md);
+    - ``attributes``: one :class:`Attr` each, in the order shown;
+    - ``in_toxiproxy``: whether the real Toxiproxy has it (if not, it is a chaosnet
+      extension: announced in ``/version``, refused by the client for Toxiproxy);
+    - ``phase``: ``stream`` (a stage on the data path), ``listen`` (acts on the
+      listening socket) or ``accept`` (acts on each accepted connection);
+    - ``streams``: the directions it may be added on;
+    - ``transports``: the proxy transports it works on;
+    - ``protocols``: if not empty, the proxy must speak one of these protocols
+      (a message-aware toxic); empty means any byte stream.
+
+    ``check`` validates across attributes.
+    """
 
     type_name: ClassVar[str] = ""
-    attributes: ClassVar[tuple[Attr, ...]] = ()
-    phase: ClassVar[Phase] = "stream"
-    in_toxiproxy: ClassVar[bool] = True
     summary: ClassVar[str] = ""
+    effect: ClassVar[str] = ""
+    attributes: ClassVar[tuple[Attr, ...]] = ()
+    in_toxiproxy: ClassVar[bool] = True
+    phase: ClassVar[Phase] = "stream"
+    streams: ClassVar[tuple[Stream, ...]] = STREAMS
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp",)
+    protocols: ClassVar[tuple[str, ...]] = ()
 
     __slots__ = ("ended", "next", "pipe", "spec")
 
     @classmethod
     def check(cls, values: Mapping[str, object]) -> None:
         """Cross-attribute validation; raise :class:`FieldError`. Values are coerced."""
+
+    @classmethod
+    def default_stream(cls) -> Stream:
+        return DEFAULT_STREAM if DEFAULT_STREAM in cls.streams else cls.streams[0]
+
+    @classmethod
+    def misfit(cls, transport: str, protocol: str | None) -> str | None:
+        """Why this toxic cannot go on a proxy of ``transport`` speaking ``protocol``."""
+        if transport not in cls.transports:
+            works = " or ".join(cls.transports)
+            return f"{cls.type_name} works on {works} proxies, not on a {transport} proxy"
+        if cls.protocols and protocol not in cls.protocols:
+            needs = " or ".join(cls.protocols)
+            return f"{cls.type_name} needs a proxy with protocol {needs}, not {protocol or 'none'}"
+        return None
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         self.spec = spec
@@ -191,12 +254,121 @@ class Toxic:
             self.ended = True
             self.next.on_end(end)
 
+    def release(self, item: bytes | End) -> None:
+        """Pass on a held chunk or end."""
+        if isinstance(item, End):
+            self.emit_end(item)
+        else:
+            self.emit(item)
+
     def cut(self, kind: EndKind) -> None:
         """Close the whole connection (``fin``) or reset it (``rst``), after what came before."""
         self.emit_end(End(kind, self.by))
 
     def drop(self, data: bytes) -> None:
         self.pipe.dropped(len(data))
+
+
+Entry = TypeVar("Entry")
+
+
+class Holding(Toxic, Generic[Entry]):
+    """A stage that holds what passes in ``queue``, paced by one ``timer``.
+
+    Removing it passes everything held on at once, in order; closing the
+    connection drops it. ``held`` says which chunk or end an entry is.
+    """
+
+    __slots__ = ("queue", "timer")
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.queue: deque[Entry] = deque()
+        self.timer: Timer | None = None
+
+    def held(self, entry: Entry) -> bytes | End:
+        assert isinstance(entry, bytes | End)
+        return entry
+
+    def on_remove(self) -> None:
+        cancel(self.timer)
+        self.timer = None
+        while self.queue:
+            self.release(self.held(self.queue.popleft()))
+
+    def on_close(self) -> None:
+        cancel(self.timer)
+        self.timer = None
+        self.queue.clear()
+
+
+class ToxicSpec:
+    """A toxic on a proxy as the API sees it: name, type, stream, toxicity, attributes,
+    and chaosnet's targeting fields and seed (see :mod:`chaosnet.proxy.targeting`).
+
+    One per toxic on a proxy; the per-connection state lives in the :class:`Toxic`
+    stages made from it.
+    """
+
+    __slots__ = (
+        "attributes",
+        "cls",
+        "first_seq",
+        "max_connections",
+        "name",
+        "seed",
+        "skip_connections",
+        "stream",
+        "toxicity",
+        "type_name",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        cls: type[Toxic],
+        stream: str,
+        toxicity: float,
+        attributes: dict[str, object],
+        skip_connections: int = 0,
+        max_connections: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.name = name
+        self.cls = cls
+        self.type_name = cls.type_name
+        self.stream = stream
+        self.toxicity = toxicity
+        self.attributes = attributes
+        self.skip_connections = skip_connections
+        self.max_connections = max_connections
+        self.seed = seed
+        self.first_seq = 0  # set by the proxy: its accept count when the toxic was added
+
+    def index_of(self, seq: int) -> int:
+        """``k``: the connection's number counted from this toxic's creation."""
+        return seq - self.first_seq
+
+    def effective_seed(self, server_seed: int) -> int:
+        return server_seed if self.seed is None else self.seed
+
+    def to_json(self) -> dict[str, Any]:
+        """Toxiproxy's fields in its order; extension fields only when set."""
+        body: dict[str, Any] = {
+            "attributes": dict(self.attributes),
+            "name": self.name,
+            "type": self.type_name,
+            "stream": self.stream,
+            "toxicity": self.toxicity,
+        }
+        if self.skip_connections:
+            body["skip_connections"] = self.skip_connections
+        if self.max_connections is not None:
+            body["max_connections"] = self.max_connections
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
 
 
 def cancel(timer: Timer | None) -> None:

@@ -11,32 +11,33 @@ and the receiver still reads whole frames -- with damaged contents.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from chaosnet.framing import FrameScanner
-from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic
+from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, ToxicSpec
 from chaosnet.proxy.toxics.framed import FRAMING_ATTRIBUTES, scanner_for
-from chaosnet.proxy.toxics.truncate_frame import check_header_size
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
 class CorruptToxic(Toxic):
     type_name = "corrupt"
     in_toxiproxy = False
-    summary = "flips a random bit in bytes with a per-byte probability (optionally bodies only)"
+    summary = "bit flips (optionally frame bodies only)"
+    effect = (
+        "each byte has one random bit flipped with probability `probability`; with "
+        "`body_only`, only frame payloads (headers intact, frames still parse)"
+    )
     attributes = (
-        Attr("probability", "float", 0.0, maximum=1, help="chance each byte is corrupted"),
+        Attr(
+            "probability",
+            "float",
+            0.0,
+            maximum=1,
+            help="chance each byte is corrupted",
+            required=True,
+        ),
         Attr("body_only", "bool", False, help="corrupt frame payloads only, never headers"),
         *FRAMING_ATTRIBUTES,
     )
     __slots__ = ("gap", "scanner")
-
-    @classmethod
-    def check(cls, values: Mapping[str, object]) -> None:
-        check_header_size(values)
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)

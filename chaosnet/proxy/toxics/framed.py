@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from chaosnet.framing import FrameScanner
+from chaosnet.framing import HEADER_SIZES, FrameScanner
 from chaosnet.proxy.toxics.base import Attr
 
 FRAMING_ATTRIBUTES = (
@@ -20,10 +20,9 @@ FRAMING_ATTRIBUTES = (
         "header_size",
         "int",
         4,
-        minimum=1,
-        maximum=8,
+        values=HEADER_SIZES,
         unit="bytes",
-        help="length header size: 1, 2, 4 or 8",
+        help="length header size",
     ),
     Attr(
         "byte_order",
@@ -33,7 +32,6 @@ FRAMING_ATTRIBUTES = (
         help="byte order of the length header",
     ),
 )
-HEADER_SIZES = (1, 2, 4, 8)
 
 
 def scanner_for(header_size: object, byte_order: object) -> FrameScanner:

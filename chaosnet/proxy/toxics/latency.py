@@ -10,30 +10,26 @@ removing it releases them at once.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING
+from chaosnet.proxy.toxics.base import Attr, End, Holding, cancel, ms
 
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
+#: (arrival time, jitter draw in ms, chunk or end)
+Held = tuple[float, int, bytes | End]
 
 
-class LatencyToxic(Toxic):
+class LatencyToxic(Holding[Held]):
     type_name = "latency"
-    summary = "delays each chunk by latency +/- jitter"
-    attributes = (
-        Attr("latency", "int", 0, unit="ms", help="delay added to every chunk"),
-        Attr("jitter", "int", 0, unit="ms", help="random +/- variation of each delay"),
+    summary = "latency ± jitter"
+    effect = (
+        "each chunk delayed by latency ± jitter (jitter drawn in [-jitter, jitter)); order kept"
     )
-    __slots__ = ("queue", "timer")
+    attributes = (
+        Attr("latency", "int", 0, unit="ms", help="delay added to every chunk", required=True),
+        Attr("jitter", "int", 0, unit="ms", help="random ± variation of each delay"),
+    )
+    __slots__ = ()
 
-    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
-        super().__init__(spec, pipe, downstream)
-        # (arrival time, jitter draw in ms, chunk or end)
-        self.queue: deque[tuple[float, int, bytes | End]] = deque()
-        self.timer: Timer | None = None
+    def held(self, entry: Held) -> bytes | End:
+        return entry[2]
 
     def _jitter(self) -> int:
         jitter = self.int_attr("jitter")
@@ -51,7 +47,7 @@ class LatencyToxic(Toxic):
     def _hold(self, item: bytes | End, jitter: int) -> None:
         now = self.pipe.now()
         if not self.queue and self.pipe.is_due(self._due(now, jitter)):
-            self._release(item)
+            self.release(item)
             return
         self.queue.append((now, jitter, item))
         if self.timer is None:
@@ -65,28 +61,12 @@ class LatencyToxic(Toxic):
         self.timer = None
         queue, is_due = self.queue, self.pipe.is_due
         while queue and is_due(self._due(queue[0][0], queue[0][1])):
-            self._release(queue.popleft()[2])
+            self.release(queue.popleft()[2])
         if queue and self.timer is None:
             self._schedule()
-
-    def _release(self, item: bytes | End) -> None:
-        if isinstance(item, End):
-            self.emit_end(item)
-        else:
-            self.emit(item)
 
     def on_update(self) -> None:
         cancel(self.timer)
         self.timer = None
         if self.queue:
             self._fire()
-
-    def on_remove(self) -> None:
-        cancel(self.timer)
-        self.timer = None
-        while self.queue:
-            self._release(self.queue.popleft()[2])
-
-    def on_close(self) -> None:
-        cancel(self.timer)
-        self.queue.clear()

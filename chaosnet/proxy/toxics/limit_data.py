@@ -7,19 +7,23 @@ arrives, as in Toxiproxy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, Pipe, Receiver, Toxic
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.toxics.spec import ToxicSpec
+from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, Pipe, Receiver, Toxic, ToxicSpec
 
 
 class LimitDataToxic(Toxic):
     type_name = "limit_data"
-    summary = "passes N bytes, then closes the connection"
+    summary = "cut after N bytes"
+    effect = "exactly `bytes` bytes pass, then the connection is closed (FIN)"
     attributes = (
-        Attr("bytes", "int", 0, maximum=MAX_BYTES, unit="bytes", help="bytes let through"),
+        Attr(
+            "bytes",
+            "int",
+            0,
+            maximum=MAX_BYTES,
+            unit="bytes",
+            help="bytes let through",
+            required=True,
+        ),
     )
     __slots__ = ("passed",)
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, cancel, ms
+from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
 
 if TYPE_CHECKING:
     from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
 class LimitTimeToxic(Toxic):
     type_name = "limit_time"
     in_toxiproxy = False
-    summary = "closes or resets the connection duration ms after it opened"
+    summary = "cut after a time"
+    effect = (
+        "the connection is closed (`then: close`) or reset (`reset`) `duration` after it opened"
+    )
     attributes = (
-        Attr("duration", "int", 0, unit="ms", help="connection lifetime"),
+        Attr("duration", "int", 0, unit="ms", help="connection lifetime", required=True),
         Attr("then", "choice", "close", choices=("close", "reset"), help="how it is cut"),
     )
     __slots__ = ("timer",)

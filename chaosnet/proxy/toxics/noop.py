@@ -7,5 +7,6 @@ from chaosnet.proxy.toxics.base import Toxic
 
 class NoopToxic(Toxic):
     type_name = "noop"
-    summary = "passes data through unchanged"
+    summary = "nothing (tests the plumbing)"
+    effect = "nothing"
     __slots__ = ()

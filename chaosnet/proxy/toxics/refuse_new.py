@@ -18,5 +18,9 @@ class RefuseNewToxic(Toxic):
     type_name = "refuse_new"
     phase = "listen"
     in_toxiproxy = False
-    summary = "new connects get ECONNREFUSED; open connections keep working"
+    summary = "refuse new connections, keep existing ones"
+    effect = (
+        "new connects get `ConnectionRefusedError`; open connections keep working "
+        "(unlike `enabled: false`)"
+    )
     __slots__ = ()

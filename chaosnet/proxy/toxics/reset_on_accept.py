@@ -17,5 +17,9 @@ class ResetOnAcceptToxic(Toxic):
     type_name = "reset_on_accept"
     phase = "accept"
     in_toxiproxy = False
-    summary = "the handshake completes, then an immediate TCP RST"
+    summary = "reset right after the handshake"
+    effect = (
+        "the handshake completes, then an immediate RST (`ConnectionResetError` on the first "
+        "read/write, or from `connect()` itself if the reset beats it)"
+    )
     __slots__ = ()

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
+from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
 
 if TYPE_CHECKING:
     from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
 class ResetPeerToxic(Toxic):
     type_name = "reset_peer"
-    summary = "TCP RST after timeout ms, counted from the first data"
+    summary = "TCP reset"
+    effect = (
+        "TCP RST both ways `timeout` after the first data (or end) reached it; that data is dropped"
+    )
     attributes = (
         Attr("timeout", "int", 0, unit="ms", help="delay from the first data to the reset"),
     )

@@ -12,30 +12,18 @@ forever otherwise).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from chaosnet.proxy.toxics.base import (
-    MAX_BYTES,
-    MAX_MS,
-    Attr,
-    End,
-    FieldError,
-    Pipe,
-    Receiver,
-    Toxic,
-    cancel,
-)
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
+from chaosnet.proxy.toxics.base import MAX_BYTES, MAX_MS, Attr, End, FieldError, Holding
 
 
-class SlicerToxic(Toxic):
+class SlicerToxic(Holding[bytes | End]):
     type_name = "slicer"
-    summary = "splits chunks into small pieces, optionally delayed"
+    summary = "slicing / reassembly"
+    effect = (
+        "each chunk split into pieces of about `average_size` ± `size_variation` bytes, "
+        "`delay` after each piece"
+    )
     attributes = (
         Attr(
             "average_size",
@@ -45,6 +33,7 @@ class SlicerToxic(Toxic):
             maximum=MAX_BYTES,
             unit="bytes",
             help="mean piece size",
+            required=True,
         ),
         Attr(
             "size_variation",
@@ -52,11 +41,11 @@ class SlicerToxic(Toxic):
             0,
             maximum=MAX_BYTES,
             unit="bytes",
-            help="+/- variation of piece sizes; smaller than average_size",
+            help="± variation of piece sizes; smaller than average_size",
         ),
         Attr("delay", "int", 0, maximum=MAX_MS * 1000, unit="µs", help="pause after each piece"),
     )
-    __slots__ = ("queue", "timer")
+    __slots__ = ()
 
     @classmethod
     def check(cls, values: Mapping[str, object]) -> None:
@@ -68,11 +57,6 @@ class SlicerToxic(Toxic):
                 f"attributes.size_variation: must be smaller than average_size ({average}), "
                 f"got {variation}"
             )
-
-    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
-        super().__init__(spec, pipe, downstream)
-        self.queue: deque[bytes | End] = deque()
-        self.timer: Timer | None = None
 
     def cuts(self, size: int) -> list[int]:
         """Piece boundaries for a chunk of ``size`` bytes: [0, a, b, ..., size]."""
@@ -114,23 +98,8 @@ class SlicerToxic(Toxic):
         if not self.queue:
             return
         item = self.queue.popleft()
+        self.release(item)
         if isinstance(item, End):
-            self.emit_end(item)
             return
-        self.emit(item)
         delay = self.int_attr("delay") / 1_000_000
         self.timer = self.pipe.call_at(self.pipe.now() + delay, self._next)
-
-    def on_remove(self) -> None:
-        cancel(self.timer)
-        self.timer = None
-        while self.queue:
-            item = self.queue.popleft()
-            if isinstance(item, End):
-                self.emit_end(item)
-            else:
-                self.emit(item)
-
-    def on_close(self) -> None:
-        cancel(self.timer)
-        self.queue.clear()

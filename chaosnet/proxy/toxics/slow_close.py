@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
+from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
 
 if TYPE_CHECKING:
     from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
 class SlowCloseToxic(Toxic):
     type_name = "slow_close"
-    summary = "delays the close of the stream"
-    attributes = (Attr("delay", "int", 0, unit="ms", help="how long the close is held"),)
+    summary = "delayed close"
+    effect = "the close (FIN) arrives `delay` after the peer closed"
+    attributes = (
+        Attr("delay", "int", 0, unit="ms", help="how long the close is held", required=True),
+    )
     __slots__ = ("held", "timer")
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:

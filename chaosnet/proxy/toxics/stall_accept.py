@@ -16,5 +16,9 @@ class StallAcceptToxic(Toxic):
     type_name = "stall_accept"
     phase = "listen"
     in_toxiproxy = False
-    summary = "new connects hang until the client's timeout; open connections keep working"
+    summary = "accept stall (connect hangs until the client's timeout)"
+    effect = (
+        "new `connect()` calls hang until the client's own timeout (`TimeoutError`); open "
+        "connections keep working; after removal, clients still retrying get in"
+    )
     __slots__ = ()

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, cancel, ms
+from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
 
 if TYPE_CHECKING:
     from chaosnet.proxy.timers import Timer
-    from chaosnet.proxy.toxics.spec import ToxicSpec
 
 
 class TimeoutToxic(Toxic):
     type_name = "timeout"
-    summary = "drops all data, closes after timeout ms (0 = blackhole until removed)"
+    summary = "black hole, then close"
+    effect = (
+        "no data at all; closed (FIN both ways) `timeout` after it started applying; 0 = silent "
+        "until the toxic is removed, which then closes it"
+    )
     attributes = (Attr("timeout", "int", 0, unit="ms", help="close after this long; 0 = never"),)
     __slots__ = ("timer",)
 
