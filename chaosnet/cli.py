@@ -10,10 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from chaosnet.errors import ChaosnetError
+from chaosnet.proxy.addresses import parse_port, resolve_listen_host
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
+from chaosnet.proxy.errors import ApiError
 
 EXIT_USAGE = 2
 #: toxiproxy-server's boolean flags: -flag, -flag=true|false (Go's strconv.ParseBool spellings).
@@ -27,7 +30,7 @@ GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chaosnet", description="Fault-injection harness for network client code."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,10 +42,14 @@ def _build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     serve.add_argument(
-        "-host", "--host", default="127.0.0.1", help="API bind address (default 127.0.0.1)"
+        "-host",
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="API bind address (default 127.0.0.1)",
     )
     serve.add_argument(
-        "-port", "--port", type=int, default=8474, help="API port (default 8474; 0 = any)"
+        "-port", "--port", type=_port, default=8474, help="API port (default 8474; 0 = any)"
     )
     serve.add_argument(
         "-seed", "--seed", type=int, default=None, help="seed for reproducible toxics"
@@ -115,6 +122,27 @@ def _add_backend_option(command: argparse.ArgumentParser) -> None:
         default=None,
         help="embedded (default), toxiproxy, docker, or http://host:port of a running server",
     )
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        return parse_port(text, "port")
+    except ApiError as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix("port: ")) from None
+
+
+def _host(text: str) -> str:
+    try:
+        return resolve_listen_host(text)
+    except ApiError as exc:
+        raise argparse.ArgumentTypeError(exc.message.replace("listen: ", "")) from None
 
 
 def _positive_int(text: str) -> int:

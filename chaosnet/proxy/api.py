@@ -14,9 +14,9 @@ the ``X-Chaosnet-Version`` header on every response, and ``GET
 
 Every error is JSON ``{"error": "...", "status": N}`` (plus ``detail`` where
 chaosnet knows more than Toxiproxy's fixed message, see ``errors.py``) -- also
-403 (a browser's ``User-Agent: Mozilla/...``, refused as Toxiproxy does against
-cross-site requests), 404 for unknown paths, 405 and 413 (bodies over 1 MiB),
-where Toxiproxy answers in plain text. An unexpected exception becomes a 500 and
+403 (browsers and cross-site requests, see ``guards.py``), 404 for unknown
+paths, 405, 413 (bodies over 1 MiB) and aiohttp's own parser errors
+(``httpconn.py``), where Toxiproxy answers in plain text. An unexpected exception becomes a 500 and
 is reported to the engine's error list; the server keeps serving.
 """
 
@@ -31,11 +31,13 @@ from aiohttp import web
 
 import chaosnet
 from chaosnet.proxy import bodies
+from chaosnet.proxy.addresses import parse_decimal
 from chaosnet.proxy.engine import Engine, PopulateError
-from chaosnet.proxy.errors import TOO_LARGE, ApiError, bad_request
+from chaosnet.proxy.errors import TOO_LARGE, ApiError
+from chaosnet.proxy.httpconn import read_body
 from chaosnet.proxy.metrics import CONTENT_TYPE, Metrics, MetricsOptions
 from chaosnet.proxy.toxics import EXTENSION_TYPES
-from chaosnet.proxy.toxics.base import EXTENSION_FIELDS
+from chaosnet.proxy.toxics.base import EXTENSION_FIELDS, MAX_BYTES
 
 TOXIPROXY_API_VERSION = "2.12.0"
 #: ``GET /version``'s body, byte for byte as toxiproxy-server writes it (clients compare it).
@@ -45,7 +47,6 @@ REQUEST_ID_HEADER = "X-Toxiproxy-Request-Id"
 CHAOSNET_HEADER = "X-Chaosnet-Version"
 MAX_BODY = 1 << 20
 MAX_WAIT_MS = 60_000  # a connection-log wait never holds a request longer
-FORBIDDEN = 403
 INTERNAL_ERROR = 500
 #: Extension features announced in ``GET /chaosnet`` (toxic types, toxic fields, endpoints).
 EXTENSIONS = (*EXTENSION_TYPES, *EXTENSION_FIELDS, "connections")
@@ -70,8 +71,6 @@ def error_response(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.headers.get("User-Agent", "").startswith("Mozilla/"):
-        return error_response(FORBIDDEN, "User agent not allowed")
     try:
         return await handler(request)
     except ApiError as exc:
@@ -94,7 +93,7 @@ async def identify(request: web.Request, response: web.StreamResponse) -> None:
 
 
 async def read_json(request: web.Request) -> Any:
-    return bodies.parse_json(await request.read())
+    return bodies.parse_json(await read_body(request))
 
 
 class Handlers:
@@ -185,14 +184,9 @@ def _connection_wait(query: Mapping[str, str]) -> tuple[int, float] | None:
     """``?wait_open=N&timeout_ms=T``: wait for N open connections, at most T ms (<= 60 s)."""
     if "wait_open" not in query:
         return None
-    values: dict[str, int] = {}
-    for name, limit in (("wait_open", None), ("timeout_ms", MAX_WAIT_MS)):
-        text = query.get(name, "1000" if name == "timeout_ms" else "")
-        if not text.isdigit() or (limit is not None and int(text) > limit):
-            bound = f" up to {limit}" if limit is not None else ""
-            raise bad_request(f"{name}: must be an integer >= 0{bound}, got {text!r}")
-        values[name] = int(text)
-    return values["wait_open"], values["timeout_ms"] / 1000
+    count = parse_decimal(query["wait_open"], "wait_open", maximum=MAX_BYTES)
+    timeout = parse_decimal(query.get("timeout_ms", "1000"), "timeout_ms", maximum=MAX_WAIT_MS)
+    return count, timeout / 1000
 
 
 def _metrics_handler(metrics: Metrics) -> Handler:

@@ -141,15 +141,19 @@ class Link:
             self._connect_to((host, port))
 
     async def _resolve_and_connect(self, host: str, port: int) -> None:
+        # A task: nothing above it catches, so whatever it raises closes this link.
         try:
             infos = await self.loop.getaddrinfo(
                 host, port, family=self.upstream.family, type=socket.SOCK_STREAM
             )
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # unknown name; a name IDNA refuses
             self._upstream_failed(exc)
             return
+        except Exception as exc:
+            self.fail(exc)
+            return
         if self.running:
-            self._connect_to((str(infos[0][4][0]), port))
+            self.guarded(lambda: self._connect_to((str(infos[0][4][0]), port)))
 
     def _connect_to(self, address: tuple[str, int]) -> None:
         code = self.upstream.connect_ex(address)
@@ -178,8 +182,9 @@ class Link:
             self.up.start()
             self.down.start()
 
-    def _upstream_failed(self, exc: OSError) -> None:
-        self.record.error = f"cannot connect to upstream {self.proxy.upstream}: {exc.strerror}"
+    def _upstream_failed(self, exc: OSError | UnicodeError) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        self.record.error = f"cannot connect to upstream {self.proxy.upstream}: {reason}"
         self.close("upstream", "fin")
 
     # -- closing -------------------------------------------------------------------------

@@ -143,13 +143,20 @@ class Proxy:
                 link.connect()
         except OSError as exc:  # out of descriptors, mostly: only this client suffers
             record.error = f"proxy could not open the upstream socket: {exc}"
-            if link is not None:
-                link.close("proxy", "rst")
-            else:
-                reset_close(sock)
-                self._record_closed(record, "proxy", "rst")
+            self._refuse(sock, link, record)
+        except Exception as exc:  # a bug: this connection is reset, the others go on
+            record.error = f"internal error: {exc!r}"
+            self.engine.report(exc)
+            self._refuse(sock, link, record)
         if self._listen_phase_toxics():
             self.engine.loop.create_task(self._sync_listener_reporting())
+
+    def _refuse(self, sock: socket.socket, link: Link | None, record: ConnectionRecord) -> None:
+        if link is not None:
+            link.close("proxy", "rst")
+        else:
+            reset_close(sock)
+            self._record_closed(record, "proxy", "rst")
 
     def _reset_on_accept(self, sock: socket.socket, seq: int, applied: list[str]) -> bool:
         for spec in self.toxics.values():

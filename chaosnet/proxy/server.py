@@ -19,6 +19,8 @@ from chaosnet.proxy.api import build_app
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.engine import Engine, ProxyConfig
+from chaosnet.proxy.guards import admission, is_loopback_host
+from chaosnet.proxy.httpconn import IDLE_TIMEOUT_S, ApiRunner
 from chaosnet.proxy.metrics import MetricsOptions
 
 SHUTDOWN_TIMEOUT_S = 0.5
@@ -35,9 +37,11 @@ class ControlServer:
         echo_errors: bool = False,
         buffer_limit: int = DEFAULT_LIMIT,
         metrics: MetricsOptions | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_S,
     ) -> None:
         self._host = host
         self._metrics = metrics
+        self._idle_timeout = idle_timeout
         self._port = port
         self._seed = seed
         self._history = history
@@ -68,8 +72,11 @@ class ControlServer:
         )
         loop.set_exception_handler(lambda _loop, context: _report(engine, context))
         sock = _bind(self._host, self._port)
-        runner = web.AppRunner(
-            build_app(engine, self._metrics),
+        app = build_app(engine, self._metrics)
+        app.middlewares.append(admission(loopback_only=is_loopback_host(self._host)))
+        runner = ApiRunner(
+            app,
+            idle_timeout=self._idle_timeout,
             handle_signals=False,
             access_log=None,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,

@@ -20,8 +20,9 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from chaosnet.control import CONNECTION_LOG, parse_address
-from chaosnet.errors import ChaosnetError
+from chaosnet.control import CONNECTION_LOG
+from chaosnet.proxy.addresses import is_loopback, parse_upstream
+from chaosnet.proxy.errors import ApiError
 from chaosnet.scenario.errors import did_you_mean, dotted
 from chaosnet.scenario.model import (
     BUILTIN_WORKLOADS,
@@ -185,10 +186,9 @@ class _Checker:
             if proxy.server is not None:
                 self._reference((*where, "server"), proxy.server, "server", self.spec.servers)
             if proxy.upstream is not None:
-                try:
-                    parse_address(proxy.upstream)
-                except ChaosnetError as exc:
-                    self.fail((*where, "upstream"), str(exc))
+                problem = upstream_problem(proxy.upstream)
+                if problem:
+                    self.fail((*where, "upstream"), problem)
             seen: set[str] = set()
             for index, toxic in enumerate(proxy.toxics):
                 if toxic.toxic_name in seen:
@@ -395,3 +395,14 @@ def known_error_names() -> list[str]:
             if isinstance(v, type) and issubclass(v, BaseException)
         }
     return sorted(names)
+
+
+def upstream_problem(text: str) -> str:
+    """Why a proxy's ``upstream`` cannot be used: malformed, or not on loopback."""
+    try:
+        host, _ = parse_upstream(text)
+    except ApiError as exc:
+        return exc.message.removeprefix("upstream: ")
+    if not is_loopback(host):
+        return f"{host} is not a loopback address: chaosnet proxies to this machine only"
+    return ""

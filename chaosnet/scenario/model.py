@@ -30,6 +30,15 @@ CALLABLE_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 DEFAULT_REQUEST_TIMEOUT_S = 1.0
 DEFAULT_SCENARIO_TIMEOUT_S = 60.0
 DEFAULT_READY_TIMEOUT_S = 10.0
+# Sane ranges: a value outside them is a mistake that would otherwise pass validation
+# and then overflow or fail every request at run time.
+MAX_RUN_S = 86_400.0  # a scenario, a step time, an expected duration: a day at most
+MAX_WAIT_S = 3_600.0  # one wait (a request attempt, a readiness check, a backoff)
+MAX_PAYLOAD = 64 * 1024 * 1024  # bytes per request: what one client holds in memory twice
+MAX_FRAME = 1 << 31  # the largest frame a 4-byte header can announce, and then some
+MAX_COUNT = 1_000_000  # requests, attempts, connections
+MAX_RATE = 1_000_000.0  # requests per second
+MAX_MULTIPLIER = 100.0
 
 
 def _env_value(value: Any) -> Any:
@@ -55,7 +64,9 @@ class Readiness(StrictModel):
         "gives the port of a server that binds port 0",
     )
     http: str | None = Field(None, description="ready when GET of this URL or path answers 200")
-    timeout: Seconds = Field(DEFAULT_READY_TIMEOUT_S, description="give up after this long")
+    timeout: Seconds = Field(
+        DEFAULT_READY_TIMEOUT_S, gt=0, le=MAX_WAIT_S, description="give up after this long"
+    )
 
     @field_validator("log")
     @classmethod
@@ -83,7 +94,9 @@ class BuiltinServer(StrictModel):
 
     builtin: Literal["echo", "framed_echo", "kv"]
     dedupe: bool = Field(False, description="kv only: apply each request id at most once")
-    max_frame_size: Bytes | None = Field(None, description="framed_echo and kv: frame limit")
+    max_frame_size: Bytes | None = Field(
+        None, ge=1, le=MAX_FRAME, description="framed_echo and kv: frame limit"
+    )
 
     @model_validator(mode="after")
     def _options_fit(self) -> BuiltinServer:
@@ -165,14 +178,20 @@ class ProxySpec(StrictModel):
 class RetrySpec(StrictModel):
     """A chaosnet.retry.RetryPolicy; its jitter is seeded from the run's seed."""
 
-    attempts: int = Field(5, ge=1, description="attempts per request, the first included")
-    deadline: Seconds | None = Field(None, description="total budget per request")
+    attempts: int = Field(
+        5, ge=1, le=MAX_COUNT, description="attempts per request, the first included"
+    )
+    deadline: Seconds | None = Field(
+        None, gt=0, le=MAX_WAIT_S, description="total budget per request"
+    )
     backoff: Literal["full_jitter", "decorrelated_jitter", "exponential", "constant"] = (
         "full_jitter"
     )
-    initial: Seconds = Field(0.01, description="first backoff wait (cap of its jitter)")
-    cap: Seconds = Field(0.2, description="longest backoff wait")
-    multiplier: float = Field(2.0, ge=1)
+    initial: Seconds = Field(
+        0.01, le=MAX_WAIT_S, description="first backoff wait (cap of its jitter)"
+    )
+    cap: Seconds = Field(0.2, le=MAX_WAIT_S, description="longest backoff wait")
+    multiplier: float = Field(2.0, ge=1, le=MAX_MULTIPLIER)
 
 
 class Client(StrictModel):
@@ -190,15 +209,23 @@ class Client(StrictModel):
     endpoints: list[Name] = Field(
         min_length=1, description="proxies to connect to: the primary, then fallbacks"
     )
-    requests: int = Field(20, ge=1, le=1_000_000, description="how many requests (transfers)")
-    rate: PerSecond | None = Field(None, description="requests per second; unpaced if absent")
-    payload: Bytes = Field(64, description="bytes per request (per transfer for stream)")
-    timeout: Seconds = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0, description="per attempt")
+    requests: int = Field(20, ge=1, le=MAX_COUNT, description="how many requests (transfers)")
+    rate: PerSecond | None = Field(
+        None, le=MAX_RATE, description="requests per second; unpaced if absent"
+    )
+    payload: Bytes = Field(
+        64, le=MAX_PAYLOAD, description="bytes per request (per transfer for stream)"
+    )
+    timeout: Seconds = Field(
+        DEFAULT_REQUEST_TIMEOUT_S, gt=0, le=MAX_WAIT_S, description="per attempt"
+    )
     retry: RetrySpec | None = Field(None, description="absent: one attempt, no retry")
     idempotent: bool = Field(
         True, description="may a request be resent after it may have reached the server"
     )
-    max_frame_size: Bytes | None = Field(None, description="framed workloads: frame limit")
+    max_frame_size: Bytes | None = Field(
+        None, ge=1, le=MAX_FRAME, description="framed workloads: frame limit"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="passed to a callable workload as ctx.options"
     )
@@ -259,9 +286,9 @@ RECOVERY_ACTIONS = ("remove_toxic", "enable", "start", "restart", "resume")
 class Step(StrictModel):
     """One change at a time offset (``at``) or after a number of finished requests."""
 
-    at: Seconds | None = Field(None, description="time since the workload started")
+    at: Seconds | None = Field(None, le=MAX_RUN_S, description="time since the workload started")
     after_requests: int | None = Field(
-        None, ge=0, description="fire once this many requests have finished"
+        None, ge=0, le=MAX_COUNT, description="fire once this many requests have finished"
     )
     add_toxic: AddToxic | None = None
     update_toxic: UpdateToxic | None = None
@@ -300,8 +327,8 @@ class Step(StrictModel):
 
 
 class Bounds(StrictModel):
-    under: Seconds | None = Field(None, description="strictly below this")
-    over: Seconds | None = Field(None, description="strictly above this")
+    under: Seconds | None = Field(None, le=MAX_RUN_S, description="strictly below this")
+    over: Seconds | None = Field(None, le=MAX_RUN_S, description="strictly above this")
 
     @model_validator(mode="after")
     def _some_bound(self) -> Bounds:
@@ -320,21 +347,29 @@ class FailsWith(StrictModel):
     """Requests must fail with this error, without being retried more than ``attempts``."""
 
     error: str = Field(description="exception class name, e.g. FrameTooLarge")
-    attempts: int = Field(1, ge=1, description="the most attempts a failing request may make")
+    attempts: int = Field(
+        1, ge=1, le=MAX_COUNT, description="the most attempts a failing request may make"
+    )
 
 
 class ConnectionCounts(StrictModel):
-    opened: int | None = Field(None, ge=0, description="exactly this many connections opened")
-    open: int | None = Field(None, ge=0, description="this many still open at the end")
+    opened: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="exactly this many connections opened"
+    )
+    open: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="this many still open at the end"
+    )
 
 
 class Expectations(StrictModel):
     """What must hold when the workload ends; each is checked and reported with its value."""
 
     all_answered: Literal[True] | None = Field(None, description="every request answered right")
-    max_attempts: int | None = Field(None, ge=1, description="the most attempts any request made")
+    max_attempts: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="the most attempts any request made"
+    )
     recovered_within: Seconds | None = Field(
-        None, description="each outage ended this soon after its cause was lifted"
+        None, le=MAX_RUN_S, description="each outage ended this soon after its cause was lifted"
     )
     latency: LatencyBound | None = Field(None, description="a percentile of request latency")
     elapsed: Bounds | None = Field(None, description="how long the whole workload took")
@@ -370,7 +405,10 @@ class Scenario(StrictModel):
     name: Name | None = Field(None, description="default: the file name without .yaml")
     description: str = ""
     timeout: Seconds = Field(
-        DEFAULT_SCENARIO_TIMEOUT_S, gt=0, description="the whole run is stopped after this"
+        DEFAULT_SCENARIO_TIMEOUT_S,
+        gt=0,
+        le=MAX_RUN_S,
+        description="the whole run is stopped after this",
     )
     servers: dict[Name, Server] = Field(default_factory=dict)
     proxies: dict[Name, ProxySpec] = Field(min_length=1)

@@ -18,6 +18,8 @@ import yaml
 
 DataPath = tuple[Hashable, ...]
 MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_DEPTH = 64  # a scenario nests a handful of levels; PyYAML's composer recurses per level
+MAX_NODES = 100_000  # values after alias expansion (a billion-laughs file has 10**9)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
     positions = Positions(file)
     loader = yaml.SafeLoader(text)
     try:
+        bound = _check_bounds(text, file)
+        if bound is not None:
+            return YamlDocument(None, positions, [bound])
         node = loader.get_single_node()
         problems: list[Problem] = []
         if node is None:
@@ -83,6 +88,49 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
     finally:
         loader.dispose()
     return YamlDocument(data, positions, problems)
+
+
+def _check_bounds(text: str, file: Path) -> Problem | None:
+    """Nesting depth and alias expansion, from the parser's events (iterative, linear).
+
+    Both are checked before composing: PyYAML composes nodes recursively (20,000
+    nested ``[`` exhaust the stack), and aliases make the data a graph whose walk
+    is exponential in the file's size (billion laughs).
+    """
+    sizes: dict[str, int] = {}  # anchor -> values it expands to
+    stack: list[list[int]] = []  # per open collection: [values inside, anchor index]
+    anchors: list[str | None] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                return _bound_problem(file, event, f"nested deeper than {MAX_DEPTH} levels")
+            stack.append([1])
+            anchors.append(event.anchor)
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            size = stack.pop()[0]
+            anchor = anchors.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = sizes.get(event.anchor or "", 1), None
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if stack:
+            stack[-1][0] += size
+            if stack[-1][0] > MAX_NODES:
+                return _bound_problem(
+                    file, event, f"aliases expand to more than {MAX_NODES} values"
+                )
+    return None
+
+
+def _bound_problem(file: Path, event: yaml.Event, message: str) -> Problem:
+    mark = event.start_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return Problem(file, line, col, f"YAML too complex: {message}")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: Path) -> Problem:
