@@ -27,6 +27,7 @@ from chaosnet.proxy.addresses import format_address
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.loop import new_event_loop
+from chaosnet.proxy.httpconn import IDLE_TIMEOUT_S
 from chaosnet.proxy.server import ControlServer
 from chaosnet.seeds import fresh_seed
 
@@ -48,12 +49,18 @@ class EmbeddedServer:
         *,
         history: int = DEFAULT_HISTORY,
         buffer_limit: int = DEFAULT_LIMIT,
+        idle_timeout: float = IDLE_TIMEOUT_S,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._seed = fresh_seed() if seed is None else seed
         self._server = ControlServer(
-            host, port, self._seed, history=history, buffer_limit=buffer_limit
+            host,
+            port,
+            self._seed,
+            history=history,
+            buffer_limit=buffer_limit,
+            idle_timeout=idle_timeout,
         )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

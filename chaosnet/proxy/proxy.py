@@ -13,6 +13,7 @@ its direction's chain on every live connection it applies to.
 from __future__ import annotations
 
 import socket
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from chaosnet.proxy.addresses import (
@@ -210,15 +211,16 @@ class Proxy:
         if spec.cls.phase == "stream":
             for link in list(self.links):
                 if self._applies(spec, link.seq):
-                    link.apply(spec, len(link.direction(spec.stream).stages))
+                    index = len(link.direction(spec.stream).stages)
+                    link.guarded(partial(link.apply, spec, index))
         elif spec.cls.phase == "listen":
             await self._sync_listener_or_undo(spec)
 
     async def toxic_changed(self, spec: ToxicSpec) -> None:
         """Re-apply an updated toxic: live connections see the new values at once."""
         if spec.cls.phase == "stream":
-            for link in list(self.links):
-                self._reconcile(link, spec)
+            for link in list(self.links):  # a toxic failing on one link resets that link only
+                link.guarded(partial(self._reconcile, link, spec))
         elif spec.cls.phase == "listen":
             await self._sync_listener()
 
