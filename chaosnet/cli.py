@@ -1,7 +1,7 @@
 """The ``chaosnet`` command: argument parsing only, the work lives in the library.
 
 Exit status: 0 success, 1 an expectation failed, 2 bad input or usage,
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from chaosnet.errors import ChaosnetError
+from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.proxy.addresses import parse_port, resolve_listen_host
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
@@ -182,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChaosnetError as exc:
         print(f"chaosnet: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 Exit status: 0 every expectation held (or every file is valid), 1 an
 expectation failed, 2 bad input or usage, or a scenario that could not run
-(a server that does not start, a step that fails). Ctrl-C stops servers and
-removes proxies on the way out; the CLI then exits 130.
+(a server that does not start, a step that fails). Ctrl-C and SIGTERM stop
+servers and remove proxies on the way out, the reports requested are written
+with the scenarios that finished, and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import IO
 from chaosnet.backends import open_backend
 from chaosnet.control import ControlClient
 from chaosnet.errors import ChaosnetError
+from chaosnet.interrupts import exit_status as interrupted_status
+from chaosnet.interrupts import sigterm_interrupts
 from chaosnet.scenario import jsonreport, junit
 from chaosnet.scenario.checks import check_backend
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
@@ -157,16 +160,22 @@ def run_command(
     assert seed is not None
     ownership.reap_orphans()  # containers left by killed runs go before new ones start
     started = time.monotonic()
+    results: list[ScenarioResult] = []
     try:
-        results = _run_all(chosen, settings, seed, out, request.live)
+        with sigterm_interrupts():
+            _run_all(chosen, settings, seed, out, request.live, results)
     except ScenarioInvalid as exc:
         return _print_problems(exc, err)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what finished
+        status = interrupted_status(exc)
+    else:
+        status = exit_status(results)
     seconds = time.monotonic() - started
     if json_path is not None:
         jsonreport.write(json_path, results, backend=label, seed=seed, seconds=seconds)
     if request.junit is not None:
         junit.write(request.junit, results, seconds=seconds)
-    return exit_status(results)
+    return status
 
 
 def exit_status(results: Sequence[ScenarioResult]) -> int:
@@ -183,7 +192,9 @@ def _run_all(
     seed: int,
     out: IO[str],
     live: bool | None,
-) -> list[ScenarioResult]:
+    results: list[ScenarioResult],
+) -> None:
+    """Run ``scenarios`` in order, appending each result to ``results`` as it ends."""
     label = backend_label(settings.backend)
     backend = open_backend(
         settings.backend,
@@ -193,7 +204,6 @@ def _run_all(
     )
     reporter = make_reporter(out, live=live)
     quiet_retry_log()
-    results: list[ScenarioResult] = []
     started = time.monotonic()
     backend.start()
     control: ControlClient | None = None
@@ -222,7 +232,6 @@ def _run_all(
             control.close()
         backend.stop()
     reporter.run_finished(results, time.monotonic() - started, seed)
-    return results
 
 
 def quiet_retry_log() -> None:
