@@ -16,8 +16,9 @@ connection here is bounded:
 - *no decompression*: bodies are taken as sent (``guards.py`` refuses encoded
   ones), so no inflation ever runs on the loop;
 - *parser errors*: aiohttp's own 400s for a malformed request line, method,
-  target or header are answered as ``{"error": ..., "status": ...}`` JSON like
-  every other error, instead of text/plain.
+  target or header, and the errors raised before any middleware runs (an
+  unknown ``Expect``: 417), are answered as ``{"error": ..., "status": ...}``
+  JSON like every other error, instead of text/plain.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import _RequestHandler as RequestHandlerFunc
 from aiohttp.web_request import BaseRequest
 
 from chaosnet.proxy.errors import ApiError
@@ -128,13 +130,31 @@ class ApiRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # starts and freezes the app
         return ApiHttpServer(
-            plain.request_handler,
+            _json_http_errors(plain.request_handler),
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             loop=asyncio.get_running_loop(),
             max_connections=self._max_connections,
             **plain._kwargs,
         )
+
+
+def _json_http_errors(handler: RequestHandlerFunc) -> RequestHandlerFunc:
+    """What escapes the application (its ``Expect`` check runs before any middleware)."""
+
+    async def handle(request: BaseRequest) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return web.Response(
+                status=exc.status,
+                body=error_body(exc.status, exc.text or exc.reason),
+                content_type="application/json",
+            )
+
+    return handle
 
 
 async def read_body(request: web.Request, timeout: float = BODY_TIMEOUT_S) -> bytes:
