@@ -14,9 +14,12 @@ passes:
   cuts exactly at the frame boundary; N past the frame's end cuts right after it).
 
 Then ``then``: ``"close"`` (FIN, both ways), ``"reset"`` (RST both ways) or
-``"hang"`` (this direction sends nothing more and the sockets stay open;
-removing the toxic while it hangs closes the connection, since the stream is
-broken mid-frame). The other direction is not affected until the close or reset.
+``"hang"`` (this direction sends no more data and the sockets stay open while
+its peers keep them open: a FIN still passes, as through ``timeout``'s black
+hole, so a connection both peers have closed is closed by the proxy too and
+never held forever; removing the toxic while it hangs closes the connection,
+since the stream is broken mid-frame). The other direction is not affected
+until the close or reset.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from chaosnet.framing import Span
 from chaosnet.proxy.toxics.base import (
     MAX_BYTES,
     Attr,
-    End,
     FieldError,
     Pipe,
     Receiver,
@@ -120,10 +122,6 @@ class TruncateFrameToxic(Toxic):
             self.hanging = True
         else:
             self.cut("rst" if then == "reset" else "fin")
-
-    def on_end(self, end: End) -> None:
-        if not self.hanging:
-            self.emit_end(end)
 
     def on_remove(self) -> None:
         if self.hanging:
