@@ -20,17 +20,10 @@ from chaosnet.backends import Backend
 from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
 from chaosnet.scenario import collect as scenario_files
+from chaosnet.servers.factories import ContainerFactory, ServerFactory, session_server
 from chaosnet.servers.process import ServerProcess
-from chaosnet.settings import OPTIONS
-from chaosnet.testrun import (
-    CHAOSNET_FIXTURES,
-    ContainerFactory,
-    ServerFactory,
-    SessionState,
-    TestRun,
-    resolve_session_settings,
-    session_server,
-)
+from chaosnet.settings import OPTIONS, resolve_session_settings
+from chaosnet.testrun import SessionState, TestRun
 
 SESSION = pytest.StashKey[SessionState]()
 RUN = pytest.StashKey[TestRun]()
@@ -179,12 +172,12 @@ def _run(item: pytest.Item) -> TestRun:
 
 
 def _uses_chaosnet(item: pytest.Item) -> bool:
-    """Whether the test uses one of *our* fixtures (a conftest may define its own of the
-    same name, e.g. an ``echo_server`` of its own)."""
+    """Whether the test uses one of *our* fixtures: one whose definition in force is in
+    this module (a conftest may define its own of the same name, e.g. an ``echo_server``)."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
-    for name in CHAOSNET_FIXTURES.intersection(item.fixturenames):  # type: ignore[attr-defined]
+    for name in item.fixturenames:  # type: ignore[attr-defined]
         definitions = info.name2fixturedefs.get(name, ())
         if definitions and definitions[-1].func.__module__ == __name__:
             return True

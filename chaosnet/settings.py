@@ -16,6 +16,8 @@ from chaosnet.errors import ChaosnetError
 from chaosnet.seeds import MAX_SEED, fresh_seed
 
 BACKENDS = ("embedded", "toxiproxy", "docker")
+#: What ``@pytest.mark.chaosnet(...)`` may set, the last word in the precedence.
+MARKER_ARGUMENTS = ("seed", "leak_check")
 DEFAULT_DOCKER_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 
 
@@ -107,6 +109,31 @@ def resolve(
             if value not in (None, ""):
                 settings = settings.override(source, **{option.attr: value})
     return settings
+
+
+def resolve_session_settings(
+    ini: Callable[[str], Any],
+    cli: Mapping[str, Any],
+    workerinput: Mapping[str, Any] | None,
+) -> Settings:
+    """A pytest session's settings: ini < env < CLI, with a concrete seed; an xdist worker
+    takes the controller's seed so all workers agree."""
+    settings = resolve(ini, os.environ, cli)
+    if workerinput is not None and workerinput.get("chaosnet_seed") is not None:
+        settings = settings.override("xdist controller", seed=workerinput["chaosnet_seed"])
+    return settings.with_seed()
+
+
+def marker_settings(session: Settings, marker_kwargs: Mapping[str, Any]) -> Settings:
+    """Apply ``@pytest.mark.chaosnet(...)``, the last word in the precedence."""
+    unknown = sorted(set(marker_kwargs) - set(MARKER_ARGUMENTS))
+    if unknown:
+        raise ChaosnetError(
+            f"unknown @pytest.mark.chaosnet argument(s) {', '.join(unknown)}; "
+            f"expected {', '.join(MARKER_ARGUMENTS)}"
+        )
+    given = {k: v for k, v in marker_kwargs.items() if v is not None}
+    return session.override("marker @pytest.mark.chaosnet", **given)
 
 
 def _parse(name: str, value: Any, source: str) -> Any:

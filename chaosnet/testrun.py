@@ -1,10 +1,14 @@
-"""One test's chaosnet bookkeeping, behind the pytest plugin's fixtures and hooks.
+"""The pytest plugin's bookkeeping: the session's control server, and one test's run.
 
-A :class:`TestRun` knows the test's settings (after the marker), hands out its
-:class:`~chaosnet.controller.Chaos`, remembers which servers the test used and
-where their logs stood when it began, runs the leak check around it, and
-renders what a failure report needs: backend, seed and how to replay it,
-connection logs, server logs.
+A :class:`SessionState` holds the session's settings and its control server
+(started on first use). A :class:`TestRun` knows the test's settings (after
+the marker), hands out its :class:`~chaosnet.controller.Chaos`, remembers
+which servers the test used and where their logs stood when it began, runs the
+leak check around it, and renders what a failure report needs: backend, seed
+and how to replay it, connection logs, server logs.
+
+Settings precedence lives in ``chaosnet.settings``, the server factories in
+``chaosnet.servers.factories``.
 """
 
 from __future__ import annotations
@@ -12,94 +16,26 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any
 
 from chaosnet import leaks
-from chaosnet.backends import Backend, open_backend
+from chaosnet.backends import Backend, backend_from
 from chaosnet.control import ConnectionRecord, ControlClient
 from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.loop import prepare_process
 from chaosnet.seeds import derive_seed
 from chaosnet.servers import ownership
-from chaosnet.servers.builtin import start_builtin
-from chaosnet.servers.process import ServerProcess
-from chaosnet.servers.readiness import ReadinessCheck
-from chaosnet.settings import Settings, resolve
+from chaosnet.servers.factories import ServerGroup
+from chaosnet.servers.lifecycle import RealServer
+from chaosnet.settings import Settings, marker_settings
 
-if TYPE_CHECKING:
-    from chaosnet.servers.container import ContainerServer
-
-S = TypeVar("S", ServerProcess, "ContainerServer")
-
-CHAOSNET_FIXTURES = frozenset(
-    {
-        "chaos",
-        "chaos_server",
-        "echo_server",
-        "framed_echo_server",
-        "kv_server",
-        "server_process",
-        "docker_server",
-    }
-)
-MARKER_ARGUMENTS = ("seed", "leak_check")
 LOG_SECTION_LINES = 200
 #: How long a leak check waits for a socket or thread to go away on its own: a proxy
 #: notices a client's close within milliseconds, so a second is generous even on CI.
 LEAK_SETTLE_S = 1.0
-
-
-class ServerLike(Protocol):
-    """What a failure report needs of a server: a process or a container alike."""
-
-    name: str
-
-    @property
-    def crashed(self) -> bool: ...
-
-    def log_position(self) -> int: ...
-
-    def log_text(self, since: int = 0) -> str: ...
-
-    def check_alive(self) -> None: ...
-
-
-class ServerGroup(Protocol):
-    """A factory fixture: the servers it started so far."""
-
-    @property
-    def servers(self) -> Sequence[ServerLike]: ...
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def resolve_session_settings(
-    ini: Callable[[str], Any],
-    cli: Mapping[str, Any],
-    workerinput: Mapping[str, Any] | None,
-) -> Settings:
-    """ini < env < CLI; an xdist worker takes the controller's seed so all workers agree."""
-    settings = resolve(ini, os.environ, cli)
-    if workerinput is not None and workerinput.get("chaosnet_seed") is not None:
-        settings = settings.override("xdist controller", seed=workerinput["chaosnet_seed"])
-    return settings.with_seed()
-
-
-def marker_settings(session: Settings, marker_kwargs: Mapping[str, Any]) -> Settings:
-    """Apply ``@pytest.mark.chaosnet(...)``, the last word in the precedence."""
-    unknown = sorted(set(marker_kwargs) - set(MARKER_ARGUMENTS))
-    if unknown:
-        raise ChaosnetError(
-            f"unknown @pytest.mark.chaosnet argument(s) {', '.join(unknown)}; "
-            f"expected {', '.join(MARKER_ARGUMENTS)}"
-        )
-    given = {k: v for k, v in marker_kwargs.items() if v is not None}
-    return session.override("marker @pytest.mark.chaosnet", **given)
 
 
 class SessionState:
@@ -137,126 +73,12 @@ class SessionState:
             backend.stop()
 
 
-@contextmanager
-def session_server(kind: str, log_dir: Path) -> Iterator[ServerProcess]:
-    """A builtin server for the whole session: not a leak of the test that starts it."""
-    server = start_builtin(kind, log_path=log_dir / f"{kind}.log")
-    leaks.long_lived.add(server)
-    try:
-        yield server
-    finally:
-        server.stop()
-        leaks.long_lived.discard(server)
-
-
 def start_backend(settings: Settings) -> Backend:
-    backend = open_backend(
-        settings.backend,
-        seed=settings.seed,
-        toxiproxy_bin=settings.toxiproxy_bin,
-        docker_image=settings.docker_image,
-    )
+    backend = backend_from(settings)
     backend.start()
     if isinstance(backend, leaks.Exemption):
         leaks.long_lived.add(backend)
     return backend
-
-
-# --------------------------------------------------------------------------- servers
-
-
-class _Started(Generic[S]):
-    """Servers a factory fixture started: each logs to its own file, all stop at the end."""
-
-    def __init__(self, log_dir: Path, kind: str) -> None:
-        self._log_dir = log_dir
-        self._kind = kind
-        self._servers: list[S] = []
-
-    @property
-    def servers(self) -> Sequence[S]:
-        return list(self._servers)
-
-    def _log_path(self) -> Path:
-        return self._log_dir / f"{self._kind}{len(self._servers) + 1}.log"
-
-    def _start(self, server: S) -> S:
-        self._servers.append(server)  # before start: a failed start still shows its log
-        return server.start()
-
-    def stop_all(self) -> None:
-        for server in reversed(self._servers):
-            server.stop()
-
-
-class ServerFactory(_Started[ServerProcess]):
-    """The ``server_process`` fixture: start any argv as a real server, stop all at the end."""
-
-    def __init__(self, log_dir: Path) -> None:
-        super().__init__(log_dir, "server")
-
-    def __call__(
-        self,
-        argv: Sequence[str] | Callable[[int], Sequence[str]],
-        *,
-        name: str | None = None,
-        address: tuple[str, int] | None = None,
-        ready: ReadinessCheck | Sequence[ReadinessCheck] | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-        ready_timeout: float = 10.0,
-    ) -> ServerProcess:
-        return self._start(
-            ServerProcess(
-                argv,
-                name=name,
-                address=address,
-                ready=ready,
-                env=env,
-                cwd=cwd,
-                ready_timeout=ready_timeout,
-                log_path=self._log_path(),
-            )
-        )
-
-
-class ContainerFactory(_Started["ContainerServer"]):
-    """The ``docker_server`` fixture: start an image as a real server, remove all at the end."""
-
-    def __init__(self, log_dir: Path) -> None:
-        super().__init__(log_dir, "container")
-
-    def __call__(
-        self,
-        image: str,
-        command: Sequence[str] | Callable[[int], Sequence[str]] | None = None,
-        *,
-        name: str | None = None,
-        address: tuple[str, int] | None = None,
-        ready: ReadinessCheck | Sequence[ReadinessCheck] | None = None,
-        env: Mapping[str, str] | None = None,
-        entrypoint: Sequence[str] | None = None,
-        volumes: Mapping[str, str] | None = None,
-        ready_timeout: float = 30.0,
-        options: Mapping[str, Any] | None = None,
-    ) -> ContainerServer:
-        from chaosnet.servers.container import ContainerServer  # the Docker SDK costs ~100 ms
-
-        return self._start(
-            ContainerServer(
-                image,
-                command,
-                name=name,
-                address=address,
-                ready=ready,
-                env=env,
-                entrypoint=entrypoint,
-                volumes=volumes,
-                ready_timeout=ready_timeout,
-                log_path=self._log_path(),
-                options=options,
-            )
-        )
 
 
 # --------------------------------------------------------------------------- one test
@@ -282,7 +104,7 @@ class TestRun:
         self._backend: Backend | None = None
         self._chaos: Chaos | None = None
         self._groups: list[ServerGroup] = []
-        self._log_marks: dict[int, tuple[ServerLike, int]] = {}
+        self._log_marks: dict[int, tuple[RealServer, int]] = {}
         self._crashed_before: set[int] = set()
         self._task_check: leaks.LeakCheck | None = None
         self._leak_check: leaks.LeakCheck | None = None
@@ -385,16 +207,16 @@ class TestRun:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _mark(self, server: ServerLike) -> None:
+    def _mark(self, server: RealServer) -> None:
         self._log_marks.setdefault(id(server), (server, server.log_position()))
         if server.crashed:
             self._crashed_before.add(id(server))
 
-    def _since(self, server: ServerLike) -> int:
+    def _since(self, server: RealServer) -> int:
         marked = self._log_marks.get(id(server))
         return marked[1] if marked is not None else 0
 
-    def _servers(self) -> list[ServerLike]:
+    def _servers(self) -> list[RealServer]:
         servers = [server for server, _ in self._log_marks.values()]
         for group in self._groups:
             servers += [s for s in group.servers if id(s) not in self._log_marks]

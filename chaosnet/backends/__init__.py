@@ -12,9 +12,12 @@ API, so switching backend is switching a URL:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chaosnet.errors import ChaosnetError
+
+if TYPE_CHECKING:
+    from chaosnet.settings import Settings
 
 BACKEND_CHOICES = ("embedded", "toxiproxy", "docker", "http://HOST:PORT")
 
@@ -63,3 +66,14 @@ def open_backend(
 
         return UrlBackend(spec)
     raise ChaosnetError(f"unknown backend {spec!r}: expected one of {', '.join(BACKEND_CHOICES)}")
+
+
+def backend_from(settings: Settings, *, seed: int | None = None) -> Backend:
+    """The backend ``settings`` name, built (not started) with their options; ``seed``
+    replaces theirs (a scenario run's own seed)."""
+    return open_backend(
+        settings.backend,
+        seed=settings.seed if seed is None else seed,
+        toxiproxy_bin=settings.toxiproxy_bin,
+        docker_image=settings.docker_image,
+    )

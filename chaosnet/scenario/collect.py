@@ -162,7 +162,7 @@ class _SessionServer:
     """One control server (and one seed) for every scenario item of the session."""
 
     def __init__(self, settings: Settings, shared: BackendProvider | None) -> None:
-        from chaosnet.backends import open_backend
+        from chaosnet.backends import backend_from
         from chaosnet.control import ControlClient
 
         self.settings = settings.with_seed()
@@ -172,12 +172,7 @@ class _SessionServer:
         if shared is not None:
             self.backend: Backend = shared()
         else:
-            self.backend = open_backend(
-                self.settings.backend,
-                seed=self.seed,
-                toxiproxy_bin=self.settings.toxiproxy_bin,
-                docker_image=self.settings.docker_image,
-            )
+            self.backend = backend_from(self.settings)
             self.backend.start()
         self.control: ControlClient = ControlClient(self.backend.url, backend=self.settings.backend)
 

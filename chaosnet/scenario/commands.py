@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chaosnet.backends import open_backend
+from chaosnet.backends import backend_from
 from chaosnet.control import ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.interrupts import exit_status as interrupted_status
@@ -196,12 +196,7 @@ def _run_all(
 ) -> None:
     """Run ``scenarios`` in order, appending each result to ``results`` as it ends."""
     label = backend_label(settings.backend)
-    backend = open_backend(
-        settings.backend,
-        seed=seed,
-        toxiproxy_bin=settings.toxiproxy_bin,
-        docker_image=settings.docker_image,
-    )
+    backend = backend_from(settings, seed=seed)
     reporter = make_reporter(out, live=live)
     quiet_retry_log()
     started = time.monotonic()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ServerExitedEarly,
         ServerNotReady,
     )
+    from chaosnet.servers.factories import ContainerFactory, ServerFactory
     from chaosnet.servers.lifecycle import ArgvSpec, ManagedServer, RealServer
     from chaosnet.servers.logs import ServerLog
     from chaosnet.servers.ownership import reap_orphans
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "chaosnet.servers.builtin": ("BUILTIN_KINDS", "builtin_server", "start_builtin"),
     "chaosnet.servers.container": ("ContainerServer", "ImageMissing", "PortInUse"),
+    "chaosnet.servers.factories": ("ContainerFactory", "ServerFactory"),
     "chaosnet.servers.lifecycle": ("ArgvSpec", "ManagedServer", "RealServer"),
     "chaosnet.servers.logs": ("ServerLog",),
     "chaosnet.servers.ownership": ("reap_orphans",),
@@ -67,6 +69,7 @@ __all__ = [
     "BUILTIN_KINDS",
     "Address",
     "ArgvSpec",
+    "ContainerFactory",
     "ContainerServer",
     "HttpOk",
     "ImageMissing",
@@ -81,6 +84,7 @@ __all__ = [
     "ServerCrashed",
     "ServerError",
     "ServerExitedEarly",
+    "ServerFactory",
     "ServerLog",
     "ServerNotReady",
     "ServerProcess",

@@ -16,10 +16,10 @@ from chaosnet.servers.builtin import ready_line
 from chaosnet.servers.container import ContainerServer
 from chaosnet.servers.docker_engine import docker_client
 from chaosnet.servers.errors import ServerCrashed, ServerNotReady
+from chaosnet.servers.factories import ContainerFactory
 from chaosnet.servers.lifecycle import RealServer
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import HttpOk, Listening, LogLine
-from chaosnet.testrun import ContainerFactory
 from tests.docker import images
 from tests.docker.conftest import containers_left
 from tests.docker.fixtures import builtin_container

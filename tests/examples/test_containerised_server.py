@@ -6,7 +6,7 @@ from chaosnet.connection import FramedClient
 from chaosnet.controller import Chaos
 from chaosnet.retry import RetryDetails, RetryPolicy
 from chaosnet.servers.builtin import ready_line
-from chaosnet.testrun import ContainerFactory
+from chaosnet.servers.factories import ContainerFactory
 
 
 def test_client_survives_a_reset_in_front_of_a_container(
