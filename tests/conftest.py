@@ -9,7 +9,12 @@ import pytest
 from tests import toolchain
 
 # Docker fixtures (engine, locally built images) for every area that runs containers.
-from tests.docker.fixtures import docker_engine, servers_image, toxiproxy_image  # noqa: F401
+from tests.docker.fixtures import (  # noqa: F401
+    chaosnet_image,
+    docker_engine,
+    servers_image,
+    toxiproxy_image,
+)
 
 
 @pytest.fixture(scope="session")

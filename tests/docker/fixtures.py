@@ -35,6 +35,15 @@ def servers_image(docker_engine: None) -> str:
 
 
 @pytest.fixture(scope="session")
+def chaosnet_image(docker_engine: None) -> str:
+    """The repository's Dockerfile (``chaosnet serve`` with Toxiproxy's flags), built locally."""
+    with docker_client() as client, images.BuildLock():
+        images.ensure_runtime_image(client)
+        images.ensure_chaosnet_image(client)
+    return images.CHAOSNET_IMAGE
+
+
+@pytest.fixture(scope="session")
 def toxiproxy_image(docker_engine: None, toxiproxy_bins: tuple[Path, Path]) -> str:
     """A local FROM-scratch Toxiproxy image, laid out like ghcr.io/shopify/toxiproxy."""
     with docker_client() as client, images.BuildLock():

@@ -12,6 +12,10 @@
   interpreter changes.
 - ``SERVERS_IMAGE``: ``FROM`` the runtime, plus the chaosnet package; its
   entrypoint is ``python -m chaosnet.servers``, so the command is ``KIND --port P``.
+- ``CHAOSNET_IMAGE``: the repository's own ``Dockerfile``, built as its header
+  says (``pip install --target build/docker-site .``, then the build), with
+  ``PYTHON_IMAGE`` set to ``PYTHON_CLI_IMAGE``: the runtime plus a ``python3``
+  on PATH, which is all the Dockerfile needs of its base.
 
 This is test infrastructure, not a chaosnet feature: copying a host's
 interpreter into an image suits a machine without a registry, not a user's
@@ -29,6 +33,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -49,6 +54,11 @@ from tests import toolchain
 TOXIPROXY_IMAGE = f"chaosnet-test/toxiproxy:{toolchain.TOXIPROXY_VERSION}"
 RUNTIME_IMAGE = f"chaosnet-test/python:{sys.version_info.major}.{sys.version_info.minor}"
 SERVERS_IMAGE = "chaosnet-test/servers:latest"
+PYTHON_CLI_IMAGE = f"{RUNTIME_IMAGE}-cli"
+CHAOSNET_IMAGE = "chaosnet-test/chaosnet:latest"
+DOCKERFILE = toolchain.ROOT / "Dockerfile"
+DOCKER_SITE = toolchain.ROOT / "build" / "docker-site"
+PIP_TIMEOUT_S = 300
 INPUTS_LABEL = "chaosnet-test.inputs"
 LOCK_PATH = toolchain.ROOT / ".tools" / "docker-images.lock"
 LOCK_TIMEOUT_S = 120.0
@@ -126,6 +136,50 @@ def ensure_servers_image(client: DockerClient) -> Built:
     return ensure_image(client, SERVERS_IMAGE, dockerfile, package, content_hash=True)
 
 
+def ensure_chaosnet_image(client: DockerClient) -> Built:
+    """The repository's Dockerfile, built on a local base (no registry)."""
+    runtime = client.images.get(RUNTIME_IMAGE)
+    base = "\n".join([f"FROM {RUNTIME_IMAGE}", "COPY bin/ /usr/local/bin/", f"# {runtime.id}"])
+    ensure_image(client, PYTHON_CLI_IMAGE, base, [], links=[("bin/python3", interpreter())])
+    site = _docker_site()
+    files = [
+        (f"build/docker-site/{path.relative_to(site)}", path)
+        for path in sorted(site.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    return ensure_image(
+        client,
+        CHAOSNET_IMAGE,
+        DOCKERFILE.read_text(),
+        files,
+        buildargs={"PYTHON_IMAGE": PYTHON_CLI_IMAGE},
+    )
+
+
+def _docker_site() -> Path:
+    """``pip install --target build/docker-site .`` as the Dockerfile says, when inputs changed."""
+    sources = [toolchain.ROOT / "pyproject.toml", *sorted(PACKAGE_DIR.rglob("*.py"))]
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(str(path).encode() + hashlib.sha256(path.read_bytes()).digest())
+    stamp = DOCKER_SITE / ".inputs"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return DOCKER_SITE
+    shutil.rmtree(DOCKER_SITE, ignore_errors=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(DOCKER_SITE), "."],
+        cwd=toolchain.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install --target {DOCKER_SITE} failed:\n{done.stderr[-2000:]}")
+    stamp.write_text(digest.hexdigest())
+    return DOCKER_SITE
+
+
 def static_binary_problem(path: Path) -> str | None:
     """None if ``path`` is a static ELF executable (no program interpreter), else why not."""
     try:
@@ -157,11 +211,15 @@ def ensure_image(
     files: list[tuple[str, Path]],
     *,
     content_hash: bool = False,
+    links: list[tuple[str, str]] | None = None,
+    buildargs: dict[str, str] | None = None,
 ) -> Built:
-    """Build ``tag`` from ``dockerfile`` and ``files`` (context name, path) unless an image
-    with the same inputs' hash exists; the image it replaces goes if nothing uses it."""
+    """Build ``tag`` from ``dockerfile`` and ``files`` (context name, path), plus symbolic
+    ``links`` (context name, target) and build arguments, unless an image with the same
+    inputs' hash exists; the image it replaces goes if nothing uses it."""
     started = time.monotonic()
-    digest = _digest(dockerfile, files, content_hash)
+    extra = repr((links, sorted((buildargs or {}).items())))
+    digest = _digest(dockerfile + extra, files, content_hash)
     try:
         existing = client.images.get(tag)
     except ImageNotFound:
@@ -169,12 +227,13 @@ def ensure_image(
     if existing is not None and existing.labels.get(INPUTS_LABEL) == digest:
         return Built(tag, False, time.monotonic() - started)
     with tempfile.TemporaryFile() as context:
-        _write_context(context, dockerfile, files)
+        _write_context(context, dockerfile, files, links or [])
         context.seek(0)
         try:
             client.images.build(
                 fileobj=context,
                 custom_context=True,
+                buildargs=buildargs,
                 tag=tag,
                 labels={INPUTS_LABEL: digest},
                 rm=True,
@@ -202,7 +261,12 @@ def _digest(dockerfile: str, files: list[tuple[str, Path]], content: bool) -> st
     return digest.hexdigest()
 
 
-def _write_context(out: BinaryIO, dockerfile: str, files: list[tuple[str, Path]]) -> None:
+def _write_context(
+    out: BinaryIO,
+    dockerfile: str,
+    files: list[tuple[str, Path]],
+    links: list[tuple[str, str]],
+) -> None:
     with tarfile.open(fileobj=out, mode="w") as tar:
         data = dockerfile.encode()
         info = tarfile.TarInfo("Dockerfile")
@@ -210,6 +274,10 @@ def _write_context(out: BinaryIO, dockerfile: str, files: list[tuple[str, Path]]
         tar.addfile(info, io.BytesIO(data))
         for name, path in files:
             tar.add(os.path.realpath(path), arcname=name, recursive=False)
+        for name, target in links:
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tar.addfile(link)
 
 
 def _drop_if_dangling(client: DockerClient, image_id: str | None) -> None:
