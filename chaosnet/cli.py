@@ -99,6 +99,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--toxiproxy-bin", type=Path, default=None, help="toxiproxy-server for --backend toxiproxy"
     )
     run.add_argument("--docker-image", default=None, help="Toxiproxy image for --backend docker")
+    run.add_argument(
+        "--unsupported",
+        choices=("fail", "skip"),
+        default=None,
+        help="scenarios needing an extension the backend lacks: fail (default) or skip",
+    )
     display = run.add_mutually_exclusive_group()
     display.add_argument(
         "--live",
@@ -218,6 +224,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 toxiproxy_bin=args.toxiproxy_bin,
                 docker_image=args.docker_image,
                 live=args.live,
+                unsupported=args.unsupported,
             )
         )
     if args.command == "validate":

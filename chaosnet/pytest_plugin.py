@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from chaosnet import leaks
 from chaosnet.backends import Backend
+from chaosnet.control import UnsupportedByBackend
 from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
 from chaosnet.scenario import collect as scenario_files
@@ -43,8 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "chaosnet(seed=None, leak_check=None): per-test chaosnet settings "
-        "(they override ini, environment and command line)",
+        "chaosnet(seed=None, leak_check=None, unsupported=None, requires=()): per-test "
+        "chaosnet settings (they override ini, environment and command line); requires: "
+        "the extensions the test needs (skipped or failed by --chaosnet-unsupported)",
     )
     try:
         settings = resolve_session_settings(
@@ -103,8 +106,19 @@ def chaos_server(pytestconfig: pytest.Config) -> Backend:
 def chaos(request: pytest.FixtureRequest, chaos_server: Backend) -> Iterator[Chaos]:
     """The controller for this test: ``chaos.proxy(upstream)``; all removed at teardown."""
     run = _run(request.node)
-    with run.chaos(chaos_server) as controller:
+    with _unsupported_handled(run), run.chaos(chaos_server) as controller:
         yield controller
+
+
+@contextmanager
+def _unsupported_handled(run: TestRun) -> Iterator[None]:
+    """An extension the backend lacks: skip the test with the reason, or fail it plainly."""
+    try:
+        yield
+    except UnsupportedByBackend as exc:
+        if run.settings.unsupported == "skip":
+            pytest.skip(str(exc))
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +204,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     run = _run(item)
     run.before_call(item.funcargs if isinstance(item, pytest.Function) else {})
-    result = yield
+    try:
+        result = yield
+    except UnsupportedByBackend as exc:
+        if run.settings.unsupported != "skip":
+            raise
+        pytest.skip(str(exc))
     _fail_plainly(run.after_call)  # tasks left pending by an async test
     return result
 

@@ -17,7 +17,11 @@ from chaosnet.seeds import MAX_SEED, fresh_seed
 
 BACKENDS = ("embedded", "toxiproxy", "docker")
 #: What ``@pytest.mark.chaosnet(...)`` may set, the last word in the precedence.
-MARKER_ARGUMENTS = ("seed", "leak_check")
+MARKER_ARGUMENTS = ("seed", "leak_check", "unsupported", "requires")
+#: Marker arguments that are not settings: what the test needs of the backend.
+REQUIREMENTS = ("requires",)
+#: What a test or scenario needing an extension the backend lacks becomes.
+UNSUPPORTED = ("fail", "skip")
 DEFAULT_DOCKER_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 
 
@@ -68,6 +72,13 @@ OPTIONS = (
         "--chaosnet-docker-image",
         f"Toxiproxy image for the docker backend (default {DEFAULT_DOCKER_IMAGE})",
     ),
+    Option(
+        "unsupported",
+        "chaosnet_unsupported",
+        "CHAOSNET_UNSUPPORTED",
+        "--chaosnet-unsupported",
+        "fail|skip: a test needing an extension the backend lacks fails (default) or is skipped",
+    ),
 )
 
 
@@ -78,6 +89,7 @@ class Settings:
     leak_check: bool = True
     toxiproxy_bin: Path | None = None
     docker_image: str = DEFAULT_DOCKER_IMAGE
+    unsupported: str = "fail"
 
     def with_seed(self) -> Settings:
         """A copy with a concrete seed: the given one, or a fresh random one."""
@@ -132,8 +144,18 @@ def marker_settings(session: Settings, marker_kwargs: Mapping[str, Any]) -> Sett
             f"unknown @pytest.mark.chaosnet argument(s) {', '.join(unknown)}; "
             f"expected {', '.join(MARKER_ARGUMENTS)}"
         )
-    given = {k: v for k, v in marker_kwargs.items() if v is not None}
+    given = {k: v for k, v in marker_kwargs.items() if v is not None and k not in REQUIREMENTS}
     return session.override("marker @pytest.mark.chaosnet", **given)
+
+
+def marker_requires(marker_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """``requires=["truncate_frame", ...]``: the extensions the test needs."""
+    features = marker_kwargs.get("requires") or ()
+    if isinstance(features, str) or not all(isinstance(f, str) for f in features):
+        raise ChaosnetError(
+            f"@pytest.mark.chaosnet(requires=...) must be a list of feature names, got {features!r}"
+        )
+    return tuple(features)
 
 
 def _parse(name: str, value: Any, source: str) -> Any:
@@ -176,6 +198,13 @@ def _parse_switch(value: Any) -> bool:
     raise ValueError(f"leak check must be on or off, got {value!r}")
 
 
+def _parse_unsupported(value: Any) -> str:
+    text = str(value).strip()
+    if text not in UNSUPPORTED:
+        raise ValueError(f"unsupported must be {' or '.join(UNSUPPORTED)}, got {value!r}")
+    return text
+
+
 def _parse_path(value: Any) -> Path:
     return Path(str(value)).expanduser()
 
@@ -186,4 +215,5 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "leak_check": _parse_switch,
     "toxiproxy_bin": _parse_path,
     "docker_image": str,
+    "unsupported": _parse_unsupported,
 }

@@ -30,7 +30,7 @@ from chaosnet.seeds import derive_seed
 from chaosnet.servers import ownership
 from chaosnet.servers.factories import ServerGroup
 from chaosnet.servers.lifecycle import RealServer
-from chaosnet.settings import Settings, marker_settings
+from chaosnet.settings import Settings, marker_requires, marker_settings
 
 LOG_SECTION_LINES = 200
 #: How long a leak check waits for a socket or thread to go away on its own: a proxy
@@ -93,6 +93,7 @@ class TestRun:
         self.nodeid = nodeid
         self.session_seed = session.seed if session.seed is not None else 0
         self.settings = marker_settings(session, marker_kwargs)
+        self.requires = marker_requires(marker_kwargs)
         self.worker = worker
         #: The seed of this test's faults: the marker's, else derived from the session
         #: seed and the test's id, so it does not depend on which other tests run.
@@ -116,6 +117,12 @@ class TestRun:
         self._backend = backend
         prefix = f"{self.worker}-" if self.worker else ""
         client = ControlClient(backend.url, backend=backend.name)
+        try:
+            for feature in self.requires:
+                client.require(feature)  # UnsupportedByBackend before the test body runs
+        except BaseException:
+            client.close()
+            raise
         self._chaos = Chaos(client, name_prefix=prefix, seed=self.seed)
         try:
             yield self._chaos

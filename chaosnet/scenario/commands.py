@@ -51,6 +51,7 @@ class RunRequest:
     toxiproxy_bin: Path | None = None
     docker_image: str | None = None
     live: bool | None = None  # None: live display on a terminal only
+    unsupported: str | None = None  # "skip": scenarios needing a missing extension are skipped
 
 
 def backend_label(spec: str) -> str:
@@ -74,6 +75,7 @@ _FLAGS = {
     "seed": "--seed",
     "toxiproxy_bin": "--toxiproxy-bin",
     "docker_image": "--docker-image",
+    "unsupported": "--unsupported",
 }
 
 
@@ -146,6 +148,7 @@ def run_command(
         request.seed,
         toxiproxy_bin=request.toxiproxy_bin,
         docker_image=request.docker_image,
+        unsupported=request.unsupported,
     ).with_seed()
     json_path = _report_path(request.report)
     label = backend_label(settings.backend)
@@ -153,7 +156,7 @@ def run_command(
         chosen = select(load_paths(request.paths), request.keyword)
         known = static_extensions(settings.backend)
         if known is not None:
-            _check_extensions(chosen, known, label)
+            chosen = _supported(chosen, known, label, settings.unsupported, out)
     except ScenarioInvalid as exc:
         return _print_problems(exc, err)
     seed = settings.seed
@@ -204,7 +207,7 @@ def _run_all(
     control: ControlClient | None = None
     try:
         control = ControlClient(backend.url, backend=label)
-        _check_extensions(scenarios, control.extensions, label)
+        scenarios = _supported(scenarios, control.extensions, label, settings.unsupported, out)
         reporter.run_started(label, seed, scenarios)
         for scenario in scenarios:
             results.append(
@@ -236,14 +239,24 @@ def quiet_retry_log() -> None:
         logging.getLogger("chaosnet.retry").addHandler(logging.NullHandler())
 
 
-def _check_extensions(
-    scenarios: Sequence[LoadedScenario], supported: Collection[str], label: str
-) -> None:
-    """Refuse, before any server starts, what this control server cannot do."""
-    problems = [
-        problem
-        for scenario in scenarios
-        for problem in check_backend(scenario.spec, scenario.positions, supported, label)
-    ]
+def _supported(
+    scenarios: Sequence[LoadedScenario],
+    supported: Collection[str],
+    label: str,
+    unsupported: str,
+    out: IO[str],
+) -> list[LoadedScenario]:
+    """Before any server starts: what this control server cannot do is refused, or with
+    ``--unsupported skip`` left out with one line naming the missing extension."""
+    runnable, problems = [], []
+    for scenario in scenarios:
+        found = check_backend(scenario.spec, scenario.positions, supported, label)
+        if not found:
+            runnable.append(scenario)
+        elif unsupported == "skip":
+            print(f"skipped {scenario.path} ({scenario.name}): {found[0].message}", file=out)
+        else:
+            problems += found
     if problems:
         raise ScenarioInvalid(problems)
+    return runnable

@@ -145,7 +145,7 @@ def ensure_chaosnet_image(client: DockerClient) -> Built:
     files = [
         (f"build/docker-site/{path.relative_to(site)}", path)
         for path in sorted(site.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
+        if path.is_file()  # with pip's compiled __pycache__: a start imports, not compiles
     ]
     return ensure_image(
         client,

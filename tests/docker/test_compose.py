@@ -18,6 +18,7 @@ from chaosnet.settings import DEFAULT_DOCKER_IMAGE
 from tests import toolchain
 
 COMPOSE_FILE = toolchain.ROOT / "docker-compose.yml"
+CHAOSNET_OVERRIDE = toolchain.ROOT / "docker-compose.chaosnet.yml"
 POPULATE_FILE = toolchain.ROOT / "toxiproxy.json"
 PROXY_FIELDS = {"name", "listen", "upstream", "enabled"}  # what Toxiproxy's populate reads
 
@@ -28,18 +29,49 @@ def compose_config() -> dict[str, Any]:
     compose = shutil.which("docker-compose")
     if compose is None:
         toolchain.missing("docker-compose (Compose v1) is not installed")
-    env = {k: v for k, v in os.environ.items() if k not in ("TOXIPROXY_IMAGE", "REDIS_IMAGE")}
     done = subprocess.run(
         [str(compose), "--file", str(COMPOSE_FILE), "config"],
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env=COMPOSE_ENV,
         check=False,
     )
     assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
     config: dict[str, Any] = yaml.safe_load(done.stdout)
     return config
+
+
+#: What the files read from the environment; unset, each has its documented default.
+COMPOSE_VARIABLES = ("TOXIPROXY_IMAGE", "REDIS_IMAGE", "TOXIPROXY_PORT", "TOXIPROXY_CONFIG")
+COMPOSE_ENV = {
+    k: v for k, v in os.environ.items() if k not in (*COMPOSE_VARIABLES, "CHAOSNET_IMAGE")
+}
+
+
+def test_the_chaosnet_override_swaps_only_the_image_and_health_check() -> None:
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        toolchain.missing("docker-compose (Compose v1) is not installed")
+        raise AssertionError("unreachable")
+    configs = []
+    for files in ([COMPOSE_FILE], [COMPOSE_FILE, CHAOSNET_OVERRIDE]):
+        argv = [str(compose)] + [arg for path in files for arg in ("--file", str(path))]
+        done = subprocess.run(
+            [*argv, "config"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=COMPOSE_ENV,
+            check=False,
+        )
+        assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
+        configs.append(yaml.safe_load(done.stdout)["services"]["toxiproxy"])
+    toxiproxy, chaosnet = configs
+    assert chaosnet["image"] == "chaosnet:latest"
+    assert "/toxiproxy-cli" not in chaosnet["healthcheck"]["test"]
+    for key in ("command", "volumes", "network_mode", "depends_on"):
+        assert chaosnet[key] == toxiproxy[key], key
 
 
 def test_every_service_uses_the_host_network_and_publishes_nothing(

@@ -35,6 +35,7 @@ def _isolated_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         "CHAOSNET_LEAK_CHECK",
         "CHAOSNET_TOXIPROXY_BIN",
         "CHAOSNET_DOCKER_IMAGE",
+        "CHAOSNET_UNSUPPORTED",
         "PYTEST_XDIST_WORKER",  # inner in-process runs are not xdist workers
     ):
         monkeypatch.delenv(name, raising=False)

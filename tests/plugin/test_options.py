@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chaosnet.seeds import derive_seed
@@ -139,6 +141,11 @@ def test_leak_check_precedence(
         ([], {"CHAOSNET_SEED": "abc"}, "*environment CHAOSNET_SEED: seed must be an integer*"),
         (["--chaosnet-leak-check=maybe"], {}, "*leak check must be on or off*"),
         (["--chaosnet-seed=-1"], {}, "*seed must be between 0 and*"),
+        (
+            [],
+            {"CHAOSNET_UNSUPPORTED": "ignore"},
+            "*environment CHAOSNET_UNSUPPORTED: unsupported must be fail or skip, got 'ignore'*",
+        ),
     ],
 )
 def test_bad_settings_are_usage_errors_naming_their_source(
@@ -191,3 +198,65 @@ def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'chaos' not found*"])
     assert "chaosnet: backend" not in result.stdout.str()
+
+
+NEEDS_EXTENSIONS = """
+import pytest
+
+@pytest.mark.chaosnet(requires=["truncate_frame"])
+def test_marked(chaos, framed_echo_server):
+    chaos.proxy(framed_echo_server).toxic("truncate_frame")
+
+def test_unmarked(chaos, framed_echo_server):
+    chaos.proxy(framed_echo_server).toxic("refuse_new")
+
+def test_plain(chaos, framed_echo_server):
+    chaos.proxy(framed_echo_server).toxic("latency")
+"""
+
+
+@pytest.mark.parametrize("unsupported", [None, "fail", "skip"])
+def test_unsupported_extensions_fail_or_skip_with_the_reason(
+    pytester: pytest.Pytester, toxiproxy_bins: tuple[Path, Path], unsupported: str | None
+) -> None:
+    pytester.makepyfile(NEEDS_EXTENSIONS)
+    args = ["-rs", "--chaosnet-backend=toxiproxy", f"--chaosnet-toxiproxy-bin={toxiproxy_bins[0]}"]
+    if unsupported is not None:
+        args.append(f"--chaosnet-unsupported={unsupported}")
+    result = pytester.runpytest_subprocess(*args)
+    if unsupported == "skip":
+        result.assert_outcomes(passed=1, skipped=2)
+        result.stdout.fnmatch_lines(
+            [
+                "SKIPPED*not supported by backend toxiproxy: truncate_frame",
+                "SKIPPED*not supported by backend toxiproxy: refuse_new",
+            ]
+        )
+    else:  # the default: the marked test fails before its body, the other in it
+        result.assert_outcomes(passed=1, failed=1, errors=1)
+        result.stdout.fnmatch_lines(["*not supported by backend toxiproxy: truncate_frame*"])
+        result.stdout.fnmatch_lines(
+            ["*UnsupportedByBackend: not supported by backend toxiproxy: refuse_new*"]
+        )
+
+
+def test_requires_on_a_backend_that_has_them_runs_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(NEEDS_EXTENSIONS)
+    pytester.runpytest("--chaosnet-unsupported=skip").assert_outcomes(passed=3)
+
+
+def test_requires_must_be_a_list_of_names(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.chaosnet(requires="truncate_frame")
+        def test_typo(chaos):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*requires=...) must be a list of feature names, got 'truncate_frame'*"]
+    )

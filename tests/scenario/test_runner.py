@@ -145,6 +145,37 @@ def test_a_url_backend_without_an_extension_is_refused_at_start(
     assert "server echo ready" not in out  # refused before anything started
 
 
+def test_unsupported_skip_leaves_out_what_the_backend_cannot_do(
+    capsys: pytest.CaptureFixture[str],
+    write_scenario: WriteScenario,
+    toxiproxy_bins: tuple[Path, Path],
+) -> None:
+    """``--unsupported skip``: the scenario needing an extension is named and left out, the
+    others run; the run passes."""
+    needs = write_scenario(
+        MINIMAL.replace(
+            "main: {server: echo}", "main: {server: echo, toxics: [{type: truncate_frame}]}"
+        ),
+        name="needs.yaml",
+    )
+    plain = write_scenario(MINIMAL, name="plain.yaml")
+    backend = ToxiproxyBackend(binary=toxiproxy_bins[0])
+    backend.start()
+    url = backend.url
+    try:
+        code = main(["run", str(needs), str(plain), "--backend", url, "--unsupported", "skip"])
+    finally:
+        backend.stop()
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    skipped = [line for line in out.splitlines() if line.startswith("skipped ")]
+    assert skipped == [
+        f"skipped {needs} (needs): proxies.main.toxics[0].type: not supported by backend "
+        f"{url}: truncate_frame"
+    ]
+    assert "1 passed" in out
+
+
 def test_bundled_counterexamples_fail_for_the_right_reason(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
