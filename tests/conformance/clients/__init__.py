@@ -1,0 +1,89 @@
+"""Real Toxiproxy clients of other languages, installed from their registries on first use.
+
+Each ``*_calls`` program makes every call its client has against one server and
+prints a transcript, one JSON line per call (``{"call", "result"}`` or
+``{"call", "error"}``). The test runs it against ``chaosnet serve`` and the real
+Toxiproxy and compares the transcripts, the listen ports (the kernel's choice)
+aside. Installs are cached in ``.tools/`` and locked, so xdist workers install once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests import toolchain
+
+HERE = Path(__file__).resolve().parent
+NODE_CLIENT = "toxiproxy-node-client@4.1.0"
+NODE_HOME = toolchain.ROOT / ".tools" / "node-client"
+INSTALL_TIMEOUT_S = 300
+RUN_TIMEOUT_S = 120
+_PORT = re.compile(r'("listen":"[^"]*:)\d+"')
+
+Transcript = list[dict[str, Any]]
+
+
+class ClientError(Exception):
+    """A client could not be installed or its program did not run to the end."""
+
+
+def _run(argv: list[str], what: str, **options: Any) -> str:
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=True, timeout=INSTALL_TIMEOUT_S, **options
+        )
+    except subprocess.CalledProcessError as exc:
+        raise ClientError(f"{what} failed:\n{(exc.stdout + exc.stderr)[-3000:]}") from None
+    except subprocess.TimeoutExpired:
+        raise ClientError(f"{what} did not finish in {INSTALL_TIMEOUT_S} s") from None
+    return done.stdout
+
+
+def node_client() -> Path | str:
+    """The node_modules holding the client, installed once; or why it cannot be."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        return "node and npm are needed to run toxiproxy-node-client"
+    modules = NODE_HOME / "node_modules"
+    NODE_HOME.mkdir(parents=True, exist_ok=True)
+    with open(NODE_HOME / "install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (modules / "toxiproxy-node-client" / "package.json").exists():
+            _run(
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(NODE_HOME),
+                    "--no-audit",
+                    "--no-fund",
+                    NODE_CLIENT,
+                ],
+                f"npm install {NODE_CLIENT}",
+            )
+    return modules
+
+
+def node_transcript(modules: Path, url: str, upstream: str) -> Transcript:
+    out = _run(
+        ["node", str(HERE / "node_calls.js"), url, upstream],
+        "node_calls.js",
+        env=dict(os.environ, NODE_PATH=str(modules)),
+    )
+    return parse(out)
+
+
+def parse(output: str) -> Transcript:
+    """The transcript, listen ports replaced by ``<port>``; a fatal line is an error."""
+    lines = [json.loads(_PORT.sub(r'\1<port>"', line)) for line in output.splitlines() if line]
+    fatal = [line for line in lines if line["call"] == "fatal"]
+    if fatal:
+        raise ClientError(f"the client program stopped: {fatal[0]['error']}")
+    return lines

@@ -1,0 +1,72 @@
+"""Toxiproxy clients of other languages, unmodified, make every call they have against
+``chaosnet serve`` and the real Toxiproxy; the two transcripts must be the same.
+
+(The Go client is covered by Toxiproxy's own ``api_test.go``, which drives it,
+in ``test_toxiproxy_suite.py``; ``toxiproxy-cli`` by ``test_cli.py``.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaosnet.backends.toxiproxy import ToxiproxyBackend
+from tests import toolchain
+from tests.conformance import clients
+from tests.conformance.conftest import ChaosnetServe
+from tests.proxy.support import Api, Upstream
+
+pytestmark = pytest.mark.timeout(clients.INSTALL_TIMEOUT_S + 2 * clients.RUN_TIMEOUT_S)
+
+
+def _clear(url: str) -> None:
+    api = Api(url)
+    try:
+        for name in api.get("/proxies").body:
+            api.delete(f"/proxies/{name}")
+    finally:
+        api.close()
+
+
+def _both(chaosnet_serve: ChaosnetServe, real_toxiproxy: ToxiproxyBackend) -> dict[str, str]:
+    return {"chaosnet": chaosnet_serve.url, "toxiproxy": real_toxiproxy.url}
+
+
+def test_node_client_makes_every_call_as_on_toxiproxy(
+    chaosnet_serve: ChaosnetServe, real_toxiproxy: ToxiproxyBackend, echo_server: Upstream
+) -> None:
+    modules = clients.node_client()
+    if isinstance(modules, str):
+        toolchain.missing(modules)
+        raise AssertionError("unreachable")
+    upstream = f"127.0.0.1:{echo_server.port}"
+    transcripts = {}
+    for name, url in _both(chaosnet_serve, real_toxiproxy).items():
+        _clear(url)
+        transcripts[name] = clients.node_transcript(modules, url, upstream)
+    chaosnet, toxiproxy = transcripts["chaosnet"], transcripts["toxiproxy"]
+    assert [line["call"] for line in chaosnet] == [line["call"] for line in toxiproxy]
+    for ours, theirs in zip(chaosnet, toxiproxy, strict=True):
+        assert ours == theirs, ours["call"]
+    calls = {line["call"]: line for line in chaosnet}
+    assert calls["roundTrip"]["result"] == "ping"
+    assert calls["get.missing"]["error"] == "Request failed with status code 404"
+    assert len(chaosnet) == 19
+
+
+def test_a_transcript_with_a_fatal_line_is_an_error() -> None:
+    with pytest.raises(clients.ClientError, match="the client program stopped: boom"):
+        clients.parse('{"call":"getVersion","result":"x"}\n{"call":"fatal","error":"boom"}\n')
+
+
+def test_listen_ports_are_normalised() -> None:
+    line = '{"call":"get","result":{"listen":"127.0.0.1:41234","upstream":"127.0.0.1:9"}}'
+    assert clients.parse(line)[0]["result"] == {
+        "listen": "127.0.0.1:<port>",
+        "upstream": "127.0.0.1:9",
+    }
+
+
+def test_node_calls_is_the_program_run() -> None:
+    assert Path(clients.HERE / "node_calls.js").is_file()
