@@ -23,6 +23,8 @@ from tests import toolchain
 HERE = Path(__file__).resolve().parent
 NODE_CLIENT = "toxiproxy-node-client@4.1.0"
 NODE_HOME = toolchain.ROOT / ".tools" / "node-client"
+JAVA_SOURCES = HERE / "java"
+JAVA_HOME = toolchain.ROOT / ".tools" / "java-client"
 INSTALL_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 120
 _PORT = re.compile(r'("listen":"[^"]*:)\d+"')
@@ -77,11 +79,52 @@ def node_transcript(modules: Path, url: str, upstream: str) -> Transcript:
         "node_calls.js",
         env=dict(os.environ, NODE_PATH=str(modules)),
     )
-    return parse(out)
+    return parse(out, url)
 
 
-def parse(output: str) -> Transcript:
-    """The transcript, listen ports replaced by ``<port>``; a fatal line is an error."""
+def java_client() -> Path | str:
+    """A directory with ``lib/`` (toxiproxy-java 2.1.7 and gson) and the compiled
+    ``classes/``, built once; or why it cannot be."""
+    mvn, javac = shutil.which("mvn"), shutil.which("javac")
+    if mvn is None or javac is None or shutil.which("java") is None:
+        return "java, javac and mvn are needed to run toxiproxy-java"
+    lib, classes = JAVA_HOME / "lib", JAVA_HOME / "classes"
+    source = JAVA_SOURCES / "JavaCalls.java"
+    JAVA_HOME.mkdir(parents=True, exist_ok=True)
+    with open(JAVA_HOME / "install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not any(lib.glob("toxiproxy-java-*.jar")):
+            _run(
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(JAVA_SOURCES / "pom.xml"),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={lib}",
+                ],
+                "mvn dependency:copy-dependencies (toxiproxy-java 2.1.7)",
+            )
+        compiled = classes / "JavaCalls.class"
+        if not compiled.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
+            classes.mkdir(exist_ok=True)
+            _run([javac, "-cp", f"{lib}/*", "-d", str(classes), str(source)], "javac JavaCalls")
+    return JAVA_HOME
+
+
+def java_transcript(home: Path, url: str, upstream: str) -> Transcript:
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    classpath = f"{home / 'classes'}:{home / 'lib'}/*"
+    out = _run(["java", "-cp", classpath, "JavaCalls", host, port, upstream], "JavaCalls")
+    return parse(out, url)
+
+
+def parse(output: str, url: str = "") -> Transcript:
+    """The transcript, listen ports replaced by ``<port>`` and the server's URL by
+    ``<server>``; a fatal line is an error."""
+    if url:
+        output = output.replace(url, "<server>")
     lines = [json.loads(_PORT.sub(r'\1<port>"', line)) for line in output.splitlines() if line]
     fatal = [line for line in lines if line["call"] == "fatal"]
     if fatal:
