@@ -117,6 +117,38 @@ def _build_parser() -> argparse.ArgumentParser:
         "--plain", dest="live", action="store_false", help="plain line log even on a terminal"
     )
 
+    explore = commands.add_parser(
+        "explore",
+        help="generate fault schedules inside a scenario's explore: envelope; shrink a failure",
+    )
+    explore.add_argument("path", type=Path, metavar="FILE", help="a scenario with explore:")
+    explore.add_argument(
+        "--budget", default="60s", help="time to search for a failure (default 60s)"
+    )
+    explore.add_argument(
+        "--max-examples", type=_positive_int, default=10_000, help="stop after this many"
+    )
+    explore.add_argument("--seed", default=None, help="seed for reproducible runs")
+    explore.add_argument(
+        "--out", type=Path, default=None, help="the minimal failing scenario (default: beside FILE)"
+    )
+    explore.add_argument(
+        "--workload", default=None, metavar="MODULE:FUNCTION", help="explore this client instead"
+    )
+    stored = explore.add_mutually_exclusive_group()
+    stored.add_argument(
+        "--database",
+        type=Path,
+        default=None,
+        help="Hypothesis example database (default .hypothesis/chaosnet-explore)",
+    )
+    stored.add_argument("--no-database", action="store_true", help="keep no examples between runs")
+    _add_backend_option(explore)
+    explore.add_argument(
+        "--toxiproxy-bin", type=Path, default=None, help="toxiproxy-server for --backend toxiproxy"
+    )
+    explore.add_argument("--docker-image", default=None, help="image for --backend docker")
+
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     _add_backend_option(validate)
@@ -225,6 +257,23 @@ def _dispatch(args: argparse.Namespace) -> int:
                 docker_image=args.docker_image,
                 live=args.live,
                 unsupported=args.unsupported,
+            )
+        )
+    if args.command == "explore":
+        from chaosnet.explore.command import DEFAULT_DATABASE, ExploreRequest, explore_command
+
+        return explore_command(
+            ExploreRequest(
+                path=args.path,
+                budget=args.budget,
+                max_examples=args.max_examples,
+                seed=args.seed,
+                out=args.out,
+                backend=args.backend,
+                database=None if args.no_database else (args.database or DEFAULT_DATABASE),
+                toxiproxy_bin=args.toxiproxy_bin,
+                docker_image=args.docker_image,
+                workload=args.workload,
             )
         )
     if args.command == "validate":

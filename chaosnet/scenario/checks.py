@@ -20,9 +20,10 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from chaosnet.control import CONNECTION_LOG
+from chaosnet.control import CONNECTION_LOG, TOXIPROXY_TOXIC_TYPES
 from chaosnet.proxy.addresses import is_loopback, parse_upstream
 from chaosnet.proxy.errors import ApiError
+from chaosnet.scenario.envelope_checks import check_envelope
 from chaosnet.scenario.errors import did_you_mean, dotted
 from chaosnet.scenario.model import (
     BUILTIN_WORKLOADS,
@@ -116,6 +117,17 @@ def extensions_used(spec: Scenario) -> list[tuple[str, DataPath]]:
             used += _toxic_extensions(step.add_toxic, ("timeline", index, "add_toxic"))
     if spec.expect.connections:
         used.append((CONNECTION_LOG, ("expect", "connections")))
+    return used + _envelope_extensions(spec)
+
+
+def _envelope_extensions(spec: Scenario) -> list[tuple[str, DataPath]]:
+    """What the faults an envelope may generate need from the backend."""
+    used: list[tuple[str, DataPath]] = []
+    for index, kind in enumerate(spec.explore.faults if spec.explore else []):
+        where: DataPath = ("explore", "faults", index)
+        if kind.toxic in TOXICS_BY_TYPE and kind.toxic not in TOXIPROXY_TOXIC_TYPES:
+            used.append((kind.toxic, (*where, "toxic")))
+        used += [(field, (*where, field)) for field in kind.targeting()]
     return used
 
 
@@ -161,6 +173,7 @@ class _Checker:
         self._client()
         self._timeline()
         self._expectations()
+        check_envelope(self.spec, self.fail, self._reference)
 
     def fail(self, path: DataPath, message: str, *, key: bool = False) -> None:
         shown = path[:-1] if key else path

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from chaosnet.scenario.envelope import Envelope
 from chaosnet.scenario.toxics import TOXIC_MODELS, Name, StrictModel, Toxic, ToxicBase
 from chaosnet.scenario.units import Bytes, PerSecond, Seconds
 
@@ -415,3 +416,6 @@ class Scenario(StrictModel):
     client: Client
     timeline: list[Step] = Field(default_factory=list)
     expect: Expectations
+    explore: Envelope | None = Field(
+        None, description="faults chaosnet explore may combine; chaosnet run ignores it"
+    )

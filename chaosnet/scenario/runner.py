@@ -160,15 +160,7 @@ class ScenarioRun:
         self.listener.scenario_started(self.scenario, self.seed)
         stage: Stage | None = None
         try:
-            stage = Stage(
-                self.scenario,
-                self.control,
-                seed=self.seed,
-                name_prefix=f"chaosnet-{os.getpid()}-{self.scenario.name}-",
-                on_server=lambda name, server: self.listener.server_started(
-                    self.scenario, name, server
-                ),
-            )
+            stage = self.stage()
             stage.start()
             self._exercise(stage)
         except (ChaosnetError, OSError) as exc:
@@ -178,6 +170,37 @@ class ScenarioRun:
             if stage is not None:
                 self._tear_down(stage)
             self.result.duration = time.monotonic() - started
+        return self._concluded()
+
+    def stage(self) -> Stage:
+        """The stage this scenario needs, not yet started."""
+        return Stage(
+            self.scenario,
+            self.control,
+            seed=self.seed,
+            name_prefix=f"chaosnet-{os.getpid()}-{self.scenario.name}-",
+            on_server=lambda name, server: self.listener.server_started(
+                self.scenario, name, server
+            ),
+        )
+
+    def run_on(self, stage: Stage) -> ScenarioResult:
+        """Run on a stage that is up already; it is neither started nor taken down here."""
+        started = time.monotonic()
+        self.listener.scenario_started(self.scenario, self.seed)
+        try:
+            with self.step_lock:
+                stage.reset()
+            self._exercise(stage)
+        except (ChaosnetError, OSError) as exc:
+            self.result.error = str(exc)
+        finally:
+            self.stop.set()
+            with self.step_lock:  # a step still running finishes before the stage is reused
+                self.result.duration = time.monotonic() - started
+        return self._concluded()
+
+    def _concluded(self) -> ScenarioResult:
         self.result.conclude()
         self.listener.scenario_finished(self.result)
         return self.result

@@ -8,7 +8,7 @@ it tries everything and reports the first failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,14 @@ from chaosnet.controller import Chaos, Proxy
 from chaosnet.retry import Endpoint
 from chaosnet.scenario.checks import toxic_definitions, update_attributes
 from chaosnet.scenario.loader import LoadedScenario
-from chaosnet.scenario.model import BuiltinServer, CommandServer, DockerServer, Readiness, Step
+from chaosnet.scenario.model import (
+    SERVER_ACTIONS,
+    BuiltinServer,
+    CommandServer,
+    DockerServer,
+    Readiness,
+    Step,
+)
 from chaosnet.scenario.toxics import ToxicBase
 from chaosnet.seeds import derive_seed
 from chaosnet.servers import ArgvSpec, HttpOk, LogLine, PortAccepts, ServerProcess, builtin_server
@@ -60,19 +67,38 @@ class Stage:
                 self.servers[name] = process
                 process.start()
                 self._on_server(name, process)
-            for name, spec in self.scenario.spec.proxies.items():
-                upstream = (
-                    self.servers[spec.server].address
-                    if spec.server is not None
-                    else spec.upstream or ""
-                )
-                proxy = self.chaos.proxy(upstream, name=name)
-                self.proxies[name] = proxy
-                for toxic in spec.toxics:
-                    self._add_toxic(proxy, toxic, name)
+            self._start_proxies()
         except BaseException:
             self.close(quiet=True)
             raise
+
+    def _start_proxies(self) -> None:
+        for name, spec in self.scenario.spec.proxies.items():
+            upstream = (
+                self.servers[spec.server].address
+                if spec.server is not None
+                else spec.upstream or ""
+            )
+            proxy = self.chaos.proxy(upstream, name=name)
+            self.proxies[name] = proxy
+            for toxic in spec.toxics:
+                self._add_toxic(proxy, toxic, name)
+
+    def reset(self) -> None:
+        """Back to how ``start()`` left it, between two runs on one stage (exploration).
+
+        Servers are resumed or started again where a step left them paused or
+        down; proxies are made anew, so each run has fresh connection logs and
+        only the file's own toxics. Servers keep running: that is the saving.
+        """
+        for process in self.servers.values():
+            if process.paused:
+                process.resume()
+            if not process.running:
+                process.start()
+        self.chaos.close()
+        self.proxies.clear()
+        self._start_proxies()
 
     def close(self, *, quiet: bool = False) -> None:
         """Remove the proxies, stop the servers; raise the first failure unless ``quiet``."""
@@ -98,11 +124,8 @@ class Stage:
 
     def fire(self, step: Step) -> None:
         """Apply one timeline step."""
-        action, target = step.action, step.target
-        if action == "add_toxic":
-            proxy_name = target.proxy
-            self._add_toxic(self.proxies[proxy_name], target, proxy_name)
-        elif action == "update_toxic":
+        target = step.target
+        if step.update_toxic is not None:
             toxic_type = self._toxic_types[(target.proxy, target.name)]
             self.control.update_toxic(
                 self.proxies[target.proxy].name,
@@ -110,44 +133,14 @@ class Stage:
                 attributes=update_attributes(target, toxic_type) or None,
                 toxicity=target.toxicity,
             )
-        elif action == "remove_toxic":
-            self.control.remove_toxic(self.proxies[target.proxy].name, target.name)
-        elif action == "disable":
-            self.proxies[target].disable()
-        elif action == "enable":
-            self.proxies[target].enable()
         else:
-            self._server_action(action, target)
-
-    def _server_action(self, action: str, name: str) -> None:
-        process = self.servers[name]
-        if action == "kill":
-            process.kill()
-        elif action == "stop":
-            process.stop()
-        elif action == "start":
-            process.start()
-        elif action == "restart":
-            process.restart()
-        elif action == "pause":
-            process.pause()
-        elif action == "resume":
-            process.resume()
-        else:
-            raise AssertionError(f"unhandled step action {action!r}")
+            apply_step(step, self.proxies, self.servers, self._add_toxic)
 
     def _add_toxic(self, proxy: Proxy, toxic: ToxicBase, proxy_name: str) -> None:
-        fields = toxic.extension_fields()
-        if self._seed_toxics and "seed" not in fields:
-            fields["seed"] = derive_seed(self.seed, proxy_name, toxic.toxic_name)
-        proxy.toxic(
-            toxic.type,
-            stream=toxic.stream,
-            toxicity=toxic.toxicity,
-            name=toxic.toxic_name,
-            **toxic.attributes(),
-            **fields,
-        )
+        seed = None
+        if self._seed_toxics and toxic.seed is None:
+            seed = derive_seed(self.seed, proxy_name, toxic.toxic_name)
+        add_toxic(proxy, toxic, seed=seed)
 
     # -- servers ---------------------------------------------------------------------------
 
@@ -165,6 +158,52 @@ class Stage:
         if isinstance(server, DockerServer):
             return _container_server(server, label)
         raise AssertionError(f"unhandled server kind {type(server).__name__}")
+
+
+AddToxic = Callable[[Proxy, ToxicBase, str], None]
+
+
+def add_toxic(proxy: Proxy, toxic: ToxicBase, *, seed: int | None = None) -> None:
+    """Add a scenario's toxic (a file's, or a step's) to a proxy, with ``seed`` if given."""
+    fields = toxic.extension_fields()
+    if seed is not None:
+        fields["seed"] = seed
+    proxy.toxic(
+        toxic.type,
+        stream=toxic.stream,
+        toxicity=toxic.toxicity,
+        name=toxic.toxic_name,
+        **toxic.attributes(),
+        **fields,
+    )
+
+
+def apply_step(
+    step: Step,
+    proxies: Mapping[str, Proxy],
+    servers: Mapping[str, RealServer],
+    add_toxic: AddToxic,
+) -> None:
+    """Apply a step that adds or removes a toxic, or acts on a proxy or a server.
+
+    ``proxies`` and ``servers`` are by the names the step uses; ``add_toxic``
+    adds a step's toxic to a proxy (the caller decides its seed). The scenario
+    stage and ``Chaos.run_schedule`` both apply steps through this one function.
+    """
+    action, target = step.action, step.target
+    if action == "add_toxic":
+        add_toxic(proxies[target.proxy], target, target.proxy)
+    elif action == "remove_toxic":
+        proxy = proxies[target.proxy]
+        proxy.client.remove_toxic(proxy.name, target.name)
+    elif action == "disable":
+        proxies[target].disable()
+    elif action == "enable":
+        proxies[target].enable()
+    elif action in SERVER_ACTIONS:  # each is the server's method of that name
+        getattr(servers[target], action)()
+    else:
+        raise AssertionError(f"unhandled step action {action!r}")
 
 
 def argv_for_port(command: Sequence[str]) -> ArgvSpec:

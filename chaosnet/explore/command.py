@@ -1,0 +1,177 @@
+"""``chaosnet explore FILE``: the work behind the command.
+
+Exit status: 0 no failure within the budget, 1 a failure was found (and the
+minimal failing scenario written), 2 bad input (the file, its envelope, an
+option, a backend that lacks a fault kind), 130 interrupted (what was found
+so far is still written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from chaosnet.backends import open_backend
+from chaosnet.control import ControlClient
+from chaosnet.errors import ChaosnetError
+from chaosnet.explore.output import default_out, summary_lines, write_minimal
+from chaosnet.explore.session import DEFAULT_BUDGET_S, DEFAULT_MAX_EXAMPLES, Example, Explorer
+from chaosnet.scenario.checks import import_callable
+from chaosnet.scenario.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    _check_extensions,
+    _print_problems,
+    _settings,
+    backend_label,
+    quiet_retry_log,
+    static_extensions,
+)
+from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
+from chaosnet.scenario.units import parse_duration
+from chaosnet.servers import ownership
+
+DEFAULT_DATABASE = Path(".hypothesis") / "chaosnet-explore"
+PROGRESS_EVERY = 10
+
+
+@dataclass(frozen=True)
+class ExploreRequest:
+    path: Path
+    budget: str | float = DEFAULT_BUDGET_S
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    seed: str | int | None = None
+    out: Path | None = None
+    backend: str | None = None
+    database: Path | None = DEFAULT_DATABASE  # None: no example database
+    toxiproxy_bin: Path | None = None
+    docker_image: str | None = None
+    workload: str | None = None  # module:function in place of the file's client workload
+
+
+def with_workload(scenario: LoadedScenario, ref: str) -> LoadedScenario:
+    """The scenario with its client's workload replaced by the callable ``ref``."""
+    try:
+        workload = import_callable(ref, Path.cwd())
+    except ValueError as exc:
+        raise ChaosnetError(f"--workload {ref}: {exc}") from None
+    client = scenario.spec.client.model_copy(update={"workload": ref})
+    spec = scenario.spec.model_copy(update={"client": client})
+    return dataclasses.replace(scenario, spec=spec, workload=workload)
+
+
+def explore_command(
+    request: ExploreRequest, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    budget = _budget(request.budget)
+    settings = _settings(
+        request.backend,
+        request.seed,
+        toxiproxy_bin=request.toxiproxy_bin,
+        docker_image=request.docker_image,
+    ).with_seed()
+    label = backend_label(settings.backend)
+    try:
+        (scenario,) = load_paths([request.path])
+        if request.workload is not None:
+            scenario = with_workload(scenario, request.workload)
+        if scenario.spec.explore is None:
+            raise ChaosnetError(
+                f"{scenario.path}: no explore: section, so there is nothing to generate "
+                "(see docs/scenarios.md, 'Exploring')"
+            )
+        known = static_extensions(settings.backend)
+        if known is not None:
+            _check_extensions([scenario], known, label)
+    except ScenarioInvalid as exc:
+        return _print_problems(exc, err)
+    seed = settings.seed
+    assert seed is not None
+    target = request.out or default_out(scenario)
+    ownership.reap_orphans()
+    backend = open_backend(
+        settings.backend,
+        seed=seed,
+        toxiproxy_bin=settings.toxiproxy_bin,
+        docker_image=settings.docker_image,
+    )
+    quiet_retry_log()
+    print(
+        f"chaosnet explore {scenario.path}: backend {label}, seed {seed}, budget {budget:g}s",
+        file=out,
+    )
+    backend.start()
+    control: ControlClient | None = None
+    explorer: Explorer | None = None
+    try:
+        control = ControlClient(backend.url, backend=label)
+        _check_extensions([scenario], control.extensions, label)
+        explorer = Explorer(
+            scenario,
+            control,
+            seed=seed,
+            backend=settings.backend,
+            budget=budget,
+            max_examples=request.max_examples,
+            database=request.database,
+            take_backend_errors=backend.take_errors,
+            in_process_proxy=backend.name == "embedded",
+            on_example=_progress(out),
+        )
+        explorer.explore()
+    except ScenarioInvalid as exc:
+        return _print_problems(exc, err)
+    except KeyboardInterrupt:
+        if explorer is not None:
+            _finish(explorer, scenario, target, seed, out)
+        raise
+    finally:
+        if control is not None:
+            control.close()
+        backend.stop()
+    return _finish(explorer, scenario, target, seed, out)
+
+
+def _finish(
+    explorer: Explorer, scenario: LoadedScenario, target: Path, seed: int, out: IO[str]
+) -> int:
+    outcome = explorer.outcome
+    for line in summary_lines(outcome):
+        print(line, file=out)
+    if outcome.failure is None:
+        return EXIT_OK
+    write_minimal(target, scenario, outcome.failure.schedule, seed=seed)
+    print(f"written: {target}", file=out)
+    print(f"replay: chaosnet run {target} --seed {seed}", file=out)
+    return EXIT_FAILED
+
+
+def _progress(out: IO[str]) -> Callable[[Example], None]:
+    found = False
+
+    def show(example: Example) -> None:
+        nonlocal found
+        if example.failed and not found:
+            found = True
+            print(f"example {example.number} FAILED: {example.schedule.describe()}", file=out)
+            print("shrinking ...", file=out)
+        elif example.number % PROGRESS_EVERY == 0 and not found:
+            print(f"{example.number} examples, no failure yet", file=out)
+        out.flush()
+
+    return show
+
+
+def _budget(value: str | float) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ChaosnetError(f"--budget {value}: {exc}") from None
+    if seconds <= 0:
+        raise ChaosnetError(f"--budget {value}: give a positive time, e.g. 60s")
+    return seconds
