@@ -65,8 +65,13 @@ def summary_lines(outcome: Exploration) -> list[str]:
         f"example{'s' if outcome.failures_seen != 1 else ''} seen):"
     )
     lines += [f"  - {fault.describe()}" for fault in failure.schedule]
-    if outcome.flaky:
-        lines.append("  (it did not fail every time it was replayed: a timing-sensitive failure)")
+    if outcome.verified is False:
+        lines.append(
+            "  (no failing schedule failed every time it was run again: timing-sensitive; "
+            "the smallest is written anyway)"
+        )
+    elif outcome.verified:
+        lines.append("  (it failed every time it was run again)")
     if failure.result.error is not None:
         lines.append(f"  error: {failure.result.error.splitlines()[0]}")
     lines += [

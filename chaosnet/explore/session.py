@@ -49,6 +49,8 @@ DEFAULT_MAX_EXAMPLES = 10_000
 #: so that shrinking, which moves towards the shortest faults, cannot settle on a
 #: schedule that failed once by a scheduling accident.
 DEFAULT_CONFIRM = 2
+#: The failure written out must fail this many runs in a row (see Explorer._verify).
+DEFAULT_VERIFY = 5
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Exploration:
     unconfirmed: int = 0  # failing examples that passed when run again: timing accidents
     stopped_by: str = "examples"  # "examples", "budget", "failure", "interrupt"
     flaky: bool = False
+    verified: bool | None = None  # the kept failure failed DEFAULT_VERIFY more runs in a row
     kinds: Counter[str] = field(default_factory=Counter)
     combinations: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
@@ -155,6 +158,7 @@ class Explorer:
         in_process_proxy: bool = False,
         on_example: Callable[[Example], None] = lambda example: None,
         confirm: int = DEFAULT_CONFIRM,
+        verify: int = DEFAULT_VERIFY,
     ) -> None:
         if scenario.spec.explore is None:
             raise ValueError(f"{scenario.path}: the scenario has no explore: section")
@@ -170,6 +174,7 @@ class Explorer:
         self.in_process_proxy = in_process_proxy
         self.on_example = on_example
         self.confirm = confirm
+        self.verify = verify
         self.outcome = Exploration(scenario=scenario, seed=seed)
         self._failures: list[Example] = []
         self._started = 0.0
@@ -181,6 +186,7 @@ class Explorer:
         self._started = time.monotonic()
         try:
             self._search(stage)
+            self._verify(stage)
         except KeyboardInterrupt:
             self.outcome.stopped_by = "interrupt"
             self._keep_smallest()
@@ -230,6 +236,28 @@ class Explorer:
             self._keep_smallest()
         else:
             self.outcome.stopped_by = "examples"
+
+    def _verify(self, stage: Stage) -> None:
+        """Keep the smallest failure that fails every one of ``verify`` more runs.
+
+        The written scenario must fail when run again; a shrunk schedule sits where
+        timing is tightest, so it is checked, and a larger recorded failure that
+        does reproduce is kept when the smallest does not.
+        """
+        if self.outcome.failure is None:
+            return
+        smallest_first = sorted(
+            {id(e): e for e in [self.outcome.failure, *self._failures]}.values(),
+            key=lambda e: e.schedule.size(),
+        )
+        for example in smallest_first:
+            scenario = with_schedule(self.scenario, example.schedule)
+            runs = [self._run(scenario).run_on(stage) for _ in range(self.verify)]
+            if all(r.status != "passed" for r in runs):
+                self.outcome.failure = example
+                self.outcome.verified = True
+                return
+        self.outcome.verified = False
 
     def _database(self) -> ExampleDatabase | None:
         if self.database is None:
