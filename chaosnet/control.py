@@ -362,6 +362,9 @@ class ControlClient:
             except OSError as exc:
                 conn.close()
                 raise self._unreachable(method, path, exc) from None
+            except BaseException:  # Ctrl-C mid-request: the next request needs a new connection
+                conn.close()
+                raise
         raise AssertionError("unreachable")
 
     def _unreachable(

@@ -61,7 +61,6 @@ class GaveUp(Exception):
 
 def persistent(ctx: WorkloadContext) -> None:
     """The correct twin: every attempt tries the primary, then each fallback."""
-    primary, *fallbacks = ctx.endpoints
     for req in ctx.schedule():
         with req:
             req.attempts = 0

@@ -94,8 +94,8 @@ def test_a_client_without_retry_is_an_unfair_envelope(
     text = NARROW.replace("  retry: {attempts: 10, deadline: 2s, initial: 10ms, cap: 50ms}\n", "")
     err = refused(write_scenario(text), capsys)
     assert (
-        "unfair envelope: the scenario expects every request answered, but the client does not retry"
-        in err
+        "unfair envelope: the scenario expects every request answered, but the client "
+        "does not retry" in err
     )
 
 
@@ -132,7 +132,8 @@ def test_a_workload_that_does_not_import(
     write_scenario: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     err = refused(write_scenario(NARROW), capsys, "--workload", "tests.explore.clients:nope")
-    assert "--workload tests.explore.clients:nope:" in err and "has no attribute 'nope'" in err
+    assert "--workload tests.explore.clients:nope:" in err
+    assert "has no attribute 'nope'" in err
 
 
 def test_run_ignores_the_envelope_and_validate_accepts_it(

@@ -71,5 +71,6 @@ def test_a_compound_bug_fails_with_the_schedule_as_scenario_yaml(pytester: pytes
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
     assert "fault schedule, as a scenario timeline:" in text
-    assert "disable: primary" in text and "type: reset_peer" in text
+    assert "disable: primary" in text
+    assert "type: reset_peer" in text
     assert "primary and fallback both failed" in text
