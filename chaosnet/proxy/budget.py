@@ -47,6 +47,9 @@ class BufferBudget:
         self.peak = 0  # the most ``held`` has been
         self.pressure_pauses = 0  # reads refused because of this budget (not HIGH_WATER)
 
+    def over_limit(self) -> bool:
+        return self.held > self.limit
+
     def share(self) -> int:
         """What one holder may hold before reading while the engine is over its limit."""
         return max(0, self.limit // max(1, self.holders) - READ_SIZE)

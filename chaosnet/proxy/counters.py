@@ -20,14 +20,47 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.direction import Direction
-    from chaosnet.proxy.proxy import Proxy
+from typing import Protocol
 
 #: (direction, proxy, listener, upstream): Toxiproxy's label values, in its order.
 TrafficLabels = tuple[str, str, str, str]
+
+
+class CountedDirection(Protocol):
+    """A direction's byte counts (``Direction``)."""
+
+    @property
+    def stream(self) -> str: ...
+
+    @property
+    def received(self) -> int: ...
+
+    @property
+    def forwarded(self) -> int: ...
+
+
+class CountedLink(Protocol):
+    @property
+    def up(self) -> CountedDirection: ...
+
+    @property
+    def down(self) -> CountedDirection: ...
+
+
+class CountedProxy(Protocol):
+    """What the counters label traffic with, and the live links to read (``Proxy``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def listen(self) -> str: ...
+
+    @property
+    def upstream(self) -> str: ...
+
+    @property
+    def links(self) -> Iterable[CountedLink]: ...
 
 
 class Counters:
@@ -47,13 +80,13 @@ class Counters:
     def toxic_applied(self, proxy: str, type_name: str) -> None:
         self.activations[proxy, type_name] += 1
 
-    def link_finished(self, proxy: Proxy, directions: Iterable[Direction]) -> None:
+    def link_finished(self, proxy: CountedProxy, directions: Iterable[CountedDirection]) -> None:
         for direction in directions:
             labels = _labels(proxy, direction.stream)
             self._received[labels] += direction.received
             self._sent[labels] += direction.forwarded
 
-    def traffic(self, proxies: Iterable[Proxy]) -> tuple[Counter[TrafficLabels], ...]:
+    def traffic(self, proxies: Iterable[CountedProxy]) -> tuple[Counter[TrafficLabels], ...]:
         """(received, sent) per label set: finished links plus the live ones, now."""
         received, sent = Counter(self._received), Counter(self._sent)
         for proxy in proxies:
@@ -65,5 +98,5 @@ class Counters:
         return received, sent
 
 
-def _labels(proxy: Proxy, direction: str) -> TrafficLabels:
+def _labels(proxy: CountedProxy, direction: str) -> TrafficLabels:
     return direction, proxy.name, proxy.listen, proxy.upstream

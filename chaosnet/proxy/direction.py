@@ -20,8 +20,13 @@ never makes the proxy buffer without bound. The engine's
 over its limit, pauses the directions holding more than their share.
 Toxics' timers go to the engine's one :class:`~chaosnet.proxy.timers.TimerQueue`.
 
+A direction knows its connection only as a :class:`DirectionOwner` (the link:
+whether it runs, how to close it) and gets everything engine-wide from the
+:class:`~chaosnet.proxy.runtime.Runtime` it is handed, so it can be built and
+tested on its own.
+
 Every callback here is called by the event loop with nothing above it to catch
-an exception, so each one catches and hands it to the link, which records it,
+an exception, so each one catches and hands it to the owner, which records it,
 resets that one connection and reports it to the engine's error list.
 """
 
@@ -33,30 +38,54 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chaosnet.proxy import seeding
 from chaosnet.proxy.budget import MAX_READ, MIN_READ
-from chaosnet.proxy.budget import READ_SIZE as TOXIC_READ
 from chaosnet.proxy.toxics.base import End, Receiver, Toxic, ToxicSpec
 
 if TYPE_CHECKING:
-    from asyncio import AbstractEventLoop
-
-    from chaosnet.proxy.budget import BufferBudget
-    from chaosnet.proxy.link import Link
-    from chaosnet.proxy.poller import Poller
-    from chaosnet.proxy.timers import Timer, TimerQueue
+    from chaosnet.proxy.runtime import Runtime
+    from chaosnet.proxy.timers import Callback, Timer
 
 MAX_IOV = 64
 
 
-class ReadBuffer:
-    """The engine's one read buffer; the loop thread consumes it before reading again."""
+class DirectionOwner(Protocol):
+    """What a direction needs from its connection (a :class:`~chaosnet.proxy.link.Link`)."""
 
-    def __init__(self) -> None:
-        self.view = memoryview(bytearray(MAX_READ))
-        self.small = self.view[:TOXIC_READ]
+    @property
+    def running(self) -> bool:
+        """False once the connection closed: a direction then does nothing more."""
+
+    @property
+    def seq(self) -> int:
+        """The connection's number in its proxy's accept order."""
+
+    @property
+    def opened_at(self) -> float:
+        """When the proxy accepted it (``time.monotonic()``)."""
+
+    @property
+    def proxy_name(self) -> str: ...
+
+    def source_ended(self, side: str) -> None:
+        """``side`` (the direction's source) sent FIN."""
+
+    def half_closed(self) -> None:
+        """The direction passed its source's FIN on to its destination."""
+
+    def close(self, by: str, kind: str) -> None:
+        """Close the whole connection (``kind`` ``fin`` or ``rst``)."""
+
+    def aborted(self, side: str, exc: OSError) -> None:
+        """A socket error on ``side``."""
+
+    def fail(self, exc: BaseException) -> None:
+        """An exception escaped the direction: record it, reset the connection."""
+
+    def guarded(self, callback: Callback) -> None:
+        """Run a toxic's timer callback; a failure resets the connection."""
 
 
 class Direction:
@@ -71,7 +100,6 @@ class Direction:
         "head",
         "in_flight",
         "link",
-        "loop",
         "out",
         "paused",
         "pending_end",
@@ -80,6 +108,7 @@ class Direction:
         "reading",
         "received",
         "rngs",
+        "seed",
         "source_name",
         "src",
         "src_fd",
@@ -92,18 +121,18 @@ class Direction:
 
     def __init__(
         self,
-        link: Link,
+        owner: DirectionOwner,
+        runtime: Runtime,
         src: socket.socket,
         dst: socket.socket,
         stream: str,
-        buffer: ReadBuffer,
     ) -> None:
-        self.link = link
-        self.loop: AbstractEventLoop = link.loop
-        self.poller: Poller = link.poller
-        engine = link.proxy.engine
-        self.timers: TimerQueue = engine.timers
-        self.budget: BufferBudget = engine.budget
+        self.link = owner
+        self.poller = runtime.poller
+        self.timers = runtime.timers
+        self.budget = runtime.budget
+        self.buffer = runtime.buffer
+        self.seed = runtime.seed
         self.read_size = MIN_READ
         self.src = src
         self.dst = dst
@@ -111,7 +140,6 @@ class Direction:
         self.stream = stream
         self.source_name = "client" if stream == "upstream" else "upstream"
         self.dest_name = "upstream" if stream == "upstream" else "client"
-        self.buffer = buffer
         self.stages: list[Toxic] = []
         self.head: Receiver = self
         self.out: deque[bytes | memoryview] = deque()
@@ -148,12 +176,11 @@ class Direction:
             self.rngs = {}
         found = self.rngs.get(spec.name)
         if found is None:
-            link = self.link
             found = seeding.derive(
-                spec.effective_seed(link.engine_seed),
-                link.proxy_name,
+                spec.effective_seed(self.seed),
+                self.link.proxy_name,
                 spec.name,
-                spec.index_of(link.seq),
+                spec.index_of(self.link.seq),
                 self.stream,
                 "data",
             )
@@ -244,7 +271,7 @@ class Direction:
             return
         if not fast:
             view = self.buffer.small
-        elif self.budget.held > self.budget.limit:
+        elif self.budget.over_limit():
             view = self.buffer.small  # the engine is over its budget: small reads only
         else:
             view = self.buffer.view[: self.read_size]
@@ -298,31 +325,21 @@ class Direction:
             self._start_reading()
 
     def _hold(self, count: int) -> None:
-        # BufferBudget.take, inlined: this runs for every chunk through a toxic.
-        budget = self.budget
-        if self.in_flight <= 0:
-            budget.holders += 1
+        self.budget.take(self.in_flight, count)
         self.in_flight += count
-        held = budget.held = budget.held + count
-        if held > budget.peak:
-            budget.peak = held
 
     def _release(self, count: int) -> None:
         if not self.link.running:
             return  # shut() gave everything back already
-        before = self.in_flight
-        self.in_flight = before - count
-        budget = self.budget  # BufferBudget.give_back, inlined
-        budget.held -= count
-        if before > 0 >= before - count:
-            budget.holders -= 1
+        self.budget.give_back(self.in_flight, count)
+        self.in_flight -= count
         if self.paused:
             self._maybe_resume()
 
     def _source_eof(self) -> None:
         self.src_open = False
         self._stop_reading()
-        self.link.record.first_close(self.source_name, "fin")
+        self.link.source_ended(self.source_name)
         self.head.on_end(End("eof", self.source_name))
 
     # -- the sink: what the last stage hands on -------------------------------------------

@@ -2,30 +2,24 @@
 
 All state lives on the loop's thread; the control API's handlers run on the same
 loop, so nothing needs a lock and no change can hang waiting for a data path
-(Toxiproxy #412/#558). ``report``/``take_errors`` are the one thread-safe door: an
-exception that escapes engine internals is kept here until the embedding test
-harness drains it.
+(Toxiproxy #412/#558). What the proxies, links and directions share (loop,
+poller, timers, budget, seed, counters, error report) is the engine's
+:class:`~chaosnet.proxy.runtime.Runtime`, handed down to each of them.
+``report``/``take_errors`` are the one thread-safe door: an exception that
+escapes engine internals is kept until the embedding test harness drains it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chaosnet.proxy.budget import DEFAULT_LIMIT, BufferBudget
+from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
-from chaosnet.proxy.counters import Counters
-from chaosnet.proxy.direction import ReadBuffer
 from chaosnet.proxy.errors import ApiError, proxy_exists, proxy_not_found
-from chaosnet.proxy.poller import Poller
 from chaosnet.proxy.proxy import Proxy
-from chaosnet.proxy.timers import TimerQueue
-from chaosnet.seeds import fresh_seed
-
-MAX_KEPT_ERRORS = 100
+from chaosnet.proxy.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -47,32 +41,26 @@ class Engine:
         echo_errors: bool = False,
         buffer_limit: int = DEFAULT_LIMIT,
     ) -> None:
-        self.loop = loop
-        self.seed = fresh_seed() if seed is None else seed
-        self.history = history
-        self.buffer = ReadBuffer()
-        self.poller = Poller(loop)
-        self.budget = BufferBudget(buffer_limit)
+        self.runtime = Runtime.create(
+            loop,
+            seed=seed,
+            history=history,
+            buffer_limit=buffer_limit,
+            echo_errors=echo_errors,
+        )
         self.proxies: dict[str, Proxy] = {}
-        self.counters = Counters()
-        self._echo_errors = echo_errors
-        self._errors: list[BaseException] = []
-        self._errors_lock = threading.Lock()
-        self.timers = TimerQueue(loop, self.report)
+
+    @property
+    def seed(self) -> int:
+        return self.runtime.seed
 
     # -- errors --------------------------------------------------------------------------------
 
     def report(self, exc: BaseException) -> None:
-        with self._errors_lock:
-            if len(self._errors) < MAX_KEPT_ERRORS:
-                self._errors.append(exc)
-        if self._echo_errors:
-            print(f"chaosnet serve: internal error: {exc!r}", file=sys.stderr, flush=True)
+        self.runtime.report(exc)
 
     def take_errors(self) -> list[BaseException]:
-        with self._errors_lock:
-            errors, self._errors = self._errors, []
-        return errors
+        return self.runtime.errors.take()
 
     # -- proxies -------------------------------------------------------------------------------
 
@@ -85,7 +73,7 @@ class Engine:
     async def create(self, config: ProxyConfig) -> Proxy:
         if config.name in self.proxies:
             raise proxy_exists(config.name)
-        proxy = Proxy(self, config.name, config.listen, config.upstream)
+        proxy = Proxy(self.runtime, config.name, config.listen, config.upstream)
         if config.enabled:
             await proxy.start()
         self.proxies[config.name] = proxy
@@ -126,8 +114,7 @@ class Engine:
         for proxy in self.proxies.values():
             proxy.stop()
         self.proxies.clear()
-        self.poller.close()
-        self.timers.close()
+        self.runtime.close()
 
 
 class PopulateError(ApiError):

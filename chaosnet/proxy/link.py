@@ -13,6 +13,11 @@ running (both directions read) -> closed. Closing paths:
   reset -- never another connection.
 
 An upstream that cannot be reached closes the client with FIN, as Toxiproxy does.
+
+A link knows its proxy only as a :class:`Route` (names and the upstream address,
+as configured when it accepted the connection) and a :data:`LinkClosed`
+callback; everything engine-wide comes from the
+:class:`~chaosnet.proxy.runtime.Runtime` it is handed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chaosnet.proxy.addresses import family_of, ip_literal
@@ -31,7 +37,7 @@ from chaosnet.proxy.toxics.base import ToxicSpec
 
 if TYPE_CHECKING:
     from chaosnet.proxy.connlog import ConnectionRecord
-    from chaosnet.proxy.proxy import Proxy
+    from chaosnet.proxy.runtime import Runtime
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _DRAIN_READS = 16
@@ -61,19 +67,30 @@ def tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a proxy sends a connection: its name, its upstream as given and resolved."""
+
+    proxy: str
+    upstream: str
+    address: tuple[str, int]
+
+
+#: Called once a link has closed: (link, closed by, ``fin`` or ``rst``).
+LinkClosed = Callable[["Link", str, str], None]
+
+
 class Link:
     __slots__ = (
         "client",
         "connecting",
         "down",
-        "engine_seed",
-        "loop",
+        "on_closed",
         "opened_at",
-        "poller",
-        "proxy",
-        "proxy_name",
         "record",
+        "route",
         "running",
+        "runtime",
         "seq",
         "toxics",
         "up",
@@ -81,27 +98,34 @@ class Link:
     )
 
     def __init__(
-        self, proxy: Proxy, client: socket.socket, seq: int, record: ConnectionRecord
+        self,
+        runtime: Runtime,
+        route: Route,
+        client: socket.socket,
+        seq: int,
+        record: ConnectionRecord,
+        on_closed: LinkClosed,
     ) -> None:
-        self.proxy = proxy
-        self.proxy_name = proxy.name
-        self.engine_seed = proxy.engine.seed
-        self.loop = proxy.engine.loop
-        self.poller = proxy.engine.poller
+        self.runtime = runtime
+        self.route = route
+        self.on_closed = on_closed
         self.client = client
         self.seq = seq
         self.record = record
         self.opened_at = time.monotonic()
         self.running = True
         self.connecting = False
-        host = proxy.upstream_address[0]
-        self.upstream = socket.socket(family_of(ip_literal(host) or "0.0.0.0"), socket.SOCK_STREAM)
+        family = family_of(ip_literal(route.address[0]) or "0.0.0.0")
+        self.upstream = socket.socket(family, socket.SOCK_STREAM)
         tune(self.upstream)
-        buffer = proxy.engine.buffer
-        self.up = Direction(self, client, self.upstream, "upstream", buffer)
-        self.down = Direction(self, self.upstream, client, "downstream", buffer)
+        self.up = Direction(self, runtime, client, self.upstream, "upstream")
+        self.down = Direction(self, runtime, self.upstream, client, "downstream")
         self.toxics: set[str] = set()
         record.bytes_counter = self.byte_counts
+
+    @property
+    def proxy_name(self) -> str:
+        return self.route.proxy
 
     def byte_counts(self) -> tuple[int, int]:
         return self.up.forwarded, self.down.forwarded
@@ -116,7 +140,7 @@ class Link:
         self.toxics.add(spec.name)
         if spec.name not in self.record.toxics:
             self.record.toxics.append(spec.name)
-            self.proxy.engine.counters.toxic_applied(self.proxy_name, spec.type_name)
+            self.runtime.counters.toxic_applied(self.route.proxy, spec.type_name)
         self.direction(spec.stream).insert_stage(index, spec)
 
     def unapply(self, spec: ToxicSpec) -> None:
@@ -134,16 +158,16 @@ class Link:
     # -- connecting -------------------------------------------------------------------
 
     def connect(self) -> None:
-        host, port = self.proxy.upstream_address
+        host, port = self.route.address
         if ip_literal(host) is None:
-            self.loop.create_task(self._resolve_and_connect(host, port))
+            self.runtime.loop.create_task(self._resolve_and_connect(host, port))
         else:
             self._connect_to((host, port))
 
     async def _resolve_and_connect(self, host: str, port: int) -> None:
         # A task: nothing above it catches, so whatever it raises closes this link.
         try:
-            infos = await self.loop.getaddrinfo(
+            infos = await self.runtime.loop.getaddrinfo(
                 host, port, family=self.upstream.family, type=socket.SOCK_STREAM
             )
         except (OSError, UnicodeError) as exc:  # unknown name; a name IDNA refuses
@@ -161,14 +185,14 @@ class Link:
             self._connected()
         elif code in (errno.EINPROGRESS, errno.EAGAIN):
             self.connecting = True
-            self.poller.set_writer(self.upstream.fileno(), self._on_connect_done)
+            self.runtime.poller.set_writer(self.upstream.fileno(), self._on_connect_done)
         else:
             self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
 
     def _on_connect_done(self) -> None:
         try:
             self.connecting = False
-            self.poller.clear_writer(self.upstream.fileno())
+            self.runtime.poller.clear_writer(self.upstream.fileno())
             code = self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
                 self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
@@ -184,10 +208,13 @@ class Link:
 
     def _upstream_failed(self, exc: OSError | UnicodeError) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        self.record.error = f"cannot connect to upstream {self.proxy.upstream}: {reason}"
+        self.record.error = f"cannot connect to upstream {self.route.upstream}: {reason}"
         self.close("upstream", "fin")
 
     # -- closing -------------------------------------------------------------------------
+
+    def source_ended(self, side: str) -> None:
+        self.record.first_close(side, "fin")
 
     def half_closed(self) -> None:
         if self.up.half_closed and self.down.half_closed:
@@ -202,7 +229,7 @@ class Link:
     def fail(self, exc: BaseException) -> None:
         """An exception escaped the engine: record it, reset this connection only."""
         self.record.error = f"internal error: {exc!r}"
-        self.proxy.engine.report(exc)
+        self.runtime.report(exc)
         self.close("proxy", "rst")
 
     def guarded(self, callback: Callable[[], None]) -> None:
@@ -222,9 +249,9 @@ class Link:
         self.up.shut()
         self.down.shut()
         self.connecting = False
-        self.poller.forget(self.client.fileno())
-        self.poller.forget(self.upstream.fileno())
+        self.runtime.poller.forget(self.client.fileno())
+        self.runtime.poller.forget(self.upstream.fileno())
         closer = reset_close if kind == "rst" else orderly_close
         closer(self.client)
         closer(self.upstream)
-        self.proxy.link_closed(self, by, kind)
+        self.on_closed(self, by, kind)

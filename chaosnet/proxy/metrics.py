@@ -61,7 +61,7 @@ class EngineCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        counters = self.engine.counters
+        counters = self.engine.runtime.counters
         received, sent = counters.traffic(self.engine.proxies.values())
         for name, doc, values in (
             ("toxiproxy_proxy_received_bytes", "Bytes read from a direction's source", received),

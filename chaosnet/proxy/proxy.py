@@ -25,20 +25,20 @@ from chaosnet.proxy.addresses import (
 )
 from chaosnet.proxy.connlog import ConnectionLog, ConnectionRecord
 from chaosnet.proxy.errors import ApiError, bad_request, toxic_exists, toxic_not_found
-from chaosnet.proxy.link import Link, reset_close, tune
+from chaosnet.proxy.link import Link, Route, reset_close, tune
 from chaosnet.proxy.listener import Listener, Mode, StallFailed
 from chaosnet.proxy.targeting import applies
 from chaosnet.proxy.toxics.base import STREAMS, ToxicSpec, Transport
 
 if TYPE_CHECKING:
-    from chaosnet.proxy.engine import Engine
+    from chaosnet.proxy.runtime import Runtime
 
 INTERNAL_ERROR = 500
 
 
 class Proxy:
-    def __init__(self, engine: Engine, name: str, listen: str, upstream: str) -> None:
-        self.engine = engine
+    def __init__(self, runtime: Runtime, name: str, listen: str, upstream: str) -> None:
+        self.runtime = runtime
         self.name = name
         normalise_listen(listen)  # a malformed or unresolvable address is a 400 now
         self.listen = listen or format_address(LOOPBACK, 0)
@@ -50,7 +50,7 @@ class Proxy:
         self.enabled = False
         self.toxics: dict[str, ToxicSpec] = {}
         self.links: set[Link] = set()
-        self.log = ConnectionLog(engine.history)
+        self.log = ConnectionLog(runtime.history)
         self.accepted = 0
         self.listener: Listener | None = None
 
@@ -81,7 +81,7 @@ class Proxy:
             return
         address = normalise_listen(self.listen)
         host, port = parse_listen(address)
-        listener = Listener(self.engine.loop, self.on_accept)
+        listener = Listener(self.runtime.loop, self.on_accept)
         try:
             bound = listener.open(host, port)
         except OSError as exc:
@@ -131,14 +131,15 @@ class Proxy:
         seq = self.accepted
         self.accepted += 1
         record = self.log.opening(format_address(*address))
-        self.engine.counters.connection_opened(self.name)
+        self.runtime.counters.connection_opened(self.name)
         link: Link | None = None
         try:
             tune(sock)
             if self._reset_on_accept(sock, seq, record.toxics):
                 self._record_closed(record, f"toxic {record.toxics[-1]}", "rst")
             else:
-                link = Link(self, sock, seq, record)
+                route = Route(self.name, self.upstream, self.upstream_address)
+                link = Link(self.runtime, route, sock, seq, record, self.link_closed)
                 self.links.add(link)
                 self._apply_toxics(link)
                 link.connect()
@@ -150,7 +151,7 @@ class Proxy:
             self.engine.report(exc)
             self._refuse(sock, link, record)
         if self._listen_phase_toxics():
-            self.engine.loop.create_task(self._sync_listener_reporting())
+            self.runtime.loop.create_task(self._sync_listener_reporting())
 
     def _refuse(self, sock: socket.socket, link: Link | None, record: ConnectionRecord) -> None:
         if link is not None:
@@ -163,7 +164,7 @@ class Proxy:
         for spec in self.toxics.values():
             if spec.cls.phase == "accept" and self._applies(spec, seq):
                 applied.append(spec.name)
-                self.engine.counters.toxic_applied(self.name, spec.type_name)
+                self.runtime.counters.toxic_applied(self.name, spec.type_name)
                 reset_close(sock)
                 return True
         return False
@@ -176,11 +177,11 @@ class Proxy:
                 counts[spec.stream] += 1
 
     def _applies(self, spec: ToxicSpec, seq: int) -> bool:
-        return applies(spec, seq, self.engine.seed, self.name)
+        return applies(spec, seq, self.runtime.seed, self.name)
 
     def link_closed(self, link: Link, by: str, kind: str) -> None:
         self.links.discard(link)
-        self.engine.counters.link_finished(self, (link.up, link.down))
+        self.runtime.counters.link_finished(self, (link.up, link.down))
         self._record_closed(link.record, by, kind)
 
     def _record_closed(self, record: ConnectionRecord, by: str, kind: str) -> None:
@@ -188,7 +189,7 @@ class Proxy:
             return
         self.log.closed(record, by, kind)
         # the first close wins (the record may already name who closed first)
-        self.engine.counters.connection_closed(
+        self.runtime.counters.connection_closed(
             self.name, record.closed_by or by, record.close_kind or kind
         )
 
@@ -297,7 +298,7 @@ class Proxy:
         try:
             await self._sync_listener()
         except Exception as exc:
-            self.engine.report(exc)
+            self.runtime.report(exc)
 
 
 def bind_failed(address: str, proxy: str, exc: OSError) -> ApiError:

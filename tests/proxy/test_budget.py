@@ -109,10 +109,10 @@ def tight_server() -> Iterator[EmbeddedServer]:
 def budget_state(server: EmbeddedServer) -> tuple[int, int, int, int]:
     return server.call_in_engine(
         lambda engine: (
-            engine.budget.held,
-            engine.budget.holders,
-            engine.budget.peak,
-            engine.budget.pressure_pauses,
+            engine.runtime.budget.held,
+            engine.runtime.budget.holders,
+            engine.runtime.budget.peak,
+            engine.runtime.budget.pressure_pauses,
         )
     )
 

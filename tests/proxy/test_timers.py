@@ -304,11 +304,11 @@ def test_best_alarm_is_a_timerfd_on_linux(loop: asyncio.AbstractEventLoop) -> No
 
 
 def pending_timers(server: EmbeddedServer) -> int:
-    return server.call_in_engine(lambda engine: len(engine.timers))
+    return server.call_in_engine(lambda engine: len(engine.runtime.timers))
 
 
 def held_bytes(server: EmbeddedServer) -> int:
-    return server.call_in_engine(lambda engine: engine.budget.held)
+    return server.call_in_engine(lambda engine: engine.runtime.budget.held)
 
 
 def test_removing_a_toxic_cancels_its_timers_and_releases_what_it_held(
@@ -347,7 +347,7 @@ def test_closing_a_connection_cancels_its_timers_and_returns_its_bytes(
 
 
 def test_the_engine_uses_a_timerfd_on_linux(server: EmbeddedServer) -> None:
-    kind = server.call_in_engine(lambda engine: engine.timers.kind)
+    kind = server.call_in_engine(lambda engine: engine.runtime.timers.kind)
     assert kind == ("TimerfdAlarm" if LINUX else "LoopAlarm")
 
 
