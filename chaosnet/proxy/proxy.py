@@ -148,7 +148,7 @@ class Proxy:
             self._refuse(sock, link, record)
         except Exception as exc:  # a bug: this connection is reset, the others go on
             record.error = f"internal error: {exc!r}"
-            self.engine.report(exc)
+            self.runtime.report(exc)
             self._refuse(sock, link, record)
         if self._listen_phase_toxics():
             self.runtime.loop.create_task(self._sync_listener_reporting())
