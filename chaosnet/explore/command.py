@@ -2,8 +2,8 @@
 
 Exit status: 0 no failure within the budget, 1 a failure was found (and the
 minimal failing scenario written), 2 bad input (the file, its envelope, an
-option, a backend that lacks a fault kind), 130 interrupted (what was found
-so far is still written).
+option, a backend that lacks a fault kind), 130 on Ctrl-C and 143 on SIGTERM
+(what was found so far is still written).
 """
 
 from __future__ import annotations
@@ -15,18 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chaosnet.backends import open_backend
+from chaosnet.backends import backend_from
 from chaosnet.control import ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.explore.output import default_out, summary_lines, write_minimal
 from chaosnet.explore.session import DEFAULT_BUDGET_S, DEFAULT_MAX_EXAMPLES, Example, Explorer
+from chaosnet.interrupts import exit_status as interrupted_status
+from chaosnet.interrupts import sigterm_interrupts
 from chaosnet.scenario.checks import import_callable
 from chaosnet.scenario.commands import (
     EXIT_FAILED,
     EXIT_OK,
-    _check_extensions,
     _print_problems,
     _settings,
+    _supported,
     backend_label,
     quiet_retry_log,
     static_extensions,
@@ -87,49 +89,45 @@ def explore_command(
             )
         known = static_extensions(settings.backend)
         if known is not None:
-            _check_extensions([scenario], known, label)
+            _supported([scenario], known, label, "fail", out)
     except ScenarioInvalid as exc:
         return _print_problems(exc, err)
     seed = settings.seed
     assert seed is not None
     target = request.out or default_out(scenario)
     ownership.reap_orphans()
-    backend = open_backend(
-        settings.backend,
-        seed=seed,
-        toxiproxy_bin=settings.toxiproxy_bin,
-        docker_image=settings.docker_image,
-    )
+    backend = backend_from(settings, seed=seed)
     quiet_retry_log()
     print(
         f"chaosnet explore {scenario.path}: backend {label}, seed {seed}, budget {budget:g}s",
         file=out,
     )
-    backend.start()
     control: ControlClient | None = None
     explorer: Explorer | None = None
     try:
-        control = ControlClient(backend.url, backend=label)
-        _check_extensions([scenario], control.extensions, label)
-        explorer = Explorer(
-            scenario,
-            control,
-            seed=seed,
-            backend=settings.backend,
-            budget=budget,
-            max_examples=request.max_examples,
-            database=request.database,
-            take_backend_errors=backend.take_errors,
-            in_process_proxy=backend.name == "embedded",
-            on_example=_progress(out),
-        )
-        explorer.explore()
+        with sigterm_interrupts():
+            backend.start()
+            control = ControlClient(backend.url, backend=label)
+            _supported([scenario], control.extensions, label, "fail", out)
+            explorer = Explorer(
+                scenario,
+                control,
+                seed=seed,
+                backend=settings.backend,
+                budget=budget,
+                max_examples=request.max_examples,
+                database=request.database,
+                take_backend_errors=backend.take_errors,
+                in_process_proxy=backend.name == "embedded",
+                on_example=_progress(out),
+            )
+            explorer.explore()
     except ScenarioInvalid as exc:
         return _print_problems(exc, err)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was found
         if explorer is not None:
             _finish(explorer, scenario, target, seed, out)
-        raise
+        return interrupted_status(exc)
     finally:
         if control is not None:
             control.close()
