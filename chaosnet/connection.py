@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
 
+from chaosnet.address import format_address
 from chaosnet.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     BytesLike,
@@ -81,7 +82,7 @@ class RequestMayHaveBeenDelivered(UnsafeToRetry):
     """A non-idempotent request failed after it may have reached the server; not resent."""
 
     def __init__(self, endpoint: Endpoint | None, cause: BaseException) -> None:
-        where = f"{endpoint[0]}:{endpoint[1]}" if endpoint else "the server"
+        where = format_address(*endpoint) if endpoint else "the server"
         super().__init__(
             f"non-idempotent request to {where} failed after it may have been delivered "
             f"({type(cause).__name__}: {cause}); not resending it"
@@ -118,7 +119,7 @@ def normalize_endpoints(endpoints: Endpoint | Sequence[Endpoint]) -> tuple[Endpo
 
 
 def _describe(endpoints: Sequence[Endpoint]) -> str:
-    return ", ".join(f"{host}:{port}" for host, port in endpoints)
+    return ", ".join(format_address(host, port) for host, port in endpoints)
 
 
 class _Failover:
@@ -335,7 +336,7 @@ class FramedClient(_ClientBase):
         return sock
 
     def _where(self) -> str:
-        return f"{self.endpoint[0]}:{self.endpoint[1]}" if self.endpoint else "the server"
+        return format_address(*self.endpoint) if self.endpoint else "the server"
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
@@ -448,7 +449,7 @@ class AsyncFramedClient(_ClientBase):
         return reader, writer
 
     def _where(self) -> str:
-        return f"{self.endpoint[0]}:{self.endpoint[1]}" if self.endpoint else "the server"
+        return format_address(*self.endpoint) if self.endpoint else "the server"
 
     def _abort(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from chaosnet.address import Address as Address  # the old name, kept for one release
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.toxics import TOXIPROXY_TYPES
 from chaosnet.proxy.toxics.base import DEFAULT_STREAM as DEFAULT_STREAM
@@ -34,8 +35,6 @@ EXTENSION_TOXIC_FIELDS = EXTENSION_FIELDS
 TOXIPROXY_TOXIC_TYPES = frozenset(TOXIPROXY_TYPES)
 #: The extension feature name for ``GET /proxies/{name}/connections``.
 CONNECTION_LOG = "connections"
-
-Address = tuple[str, int]
 
 
 class ControlError(ChaosnetError):
@@ -153,11 +152,6 @@ def parse_address(text: str) -> Address:
     if not sep or not port.isdigit():
         raise ChaosnetError(f"not a host:port address: {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def format_address(address: Address) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class ControlClient:

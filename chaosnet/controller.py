@@ -16,16 +16,15 @@ from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any, Protocol
 
+from chaosnet.address import Address, format_address
 from chaosnet.control import (
     DEFAULT_STREAM,
     EXTENSION_TOXIC_FIELDS,
-    Address,
     ConnectionLog,
     ControlClient,
     NotFound,
     ProxyInfo,
     ToxicInfo,
-    format_address,
     parse_address,
 )
 from chaosnet.errors import ChaosnetError
@@ -46,8 +45,8 @@ def upstream_text(upstream: Upstream) -> str:
         parse_address(upstream)  # validates
         return upstream
     if isinstance(upstream, tuple):
-        return format_address(upstream)
-    return format_address(upstream.address)
+        return format_address(*upstream)
+    return format_address(*upstream.address)
 
 
 class ToxicHandle:

@@ -35,6 +35,8 @@ from typing import Protocol, runtime_checkable
 
 import psutil
 
+from chaosnet.address import format_address
+
 DEFAULT_SETTLE_S = 2.0
 _POLL_START_S = 0.002
 _POLL_MAX_S = 0.05
@@ -281,8 +283,7 @@ def _sockname(get: Callable[[], object]) -> str:
     except OSError:
         return ""
     if isinstance(name, tuple) and len(name) >= 2:
-        host, port = name[0], name[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return format_address(str(name[0]), int(name[1]))
     return repr(name) if name else "(unbound)"
 
 

@@ -65,6 +65,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, NoReturn, ParamSpec, TypeVar, overload
 
+from chaosnet.address import Address, format_address
+
 __all__ = [
     "Attempt",
     "AttemptRecord",
@@ -82,7 +84,7 @@ __all__ = [
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Endpoint = tuple[str, int]
+Endpoint = Address  # the name it had before ``chaosnet.address``; kept for one release
 Backoff = Literal["full_jitter", "decorrelated_jitter", "exponential", "constant"]
 Classifier = Callable[[Exception], bool | float]
 RetryOn = type[Exception] | tuple[type[Exception], ...] | Classifier
@@ -208,7 +210,7 @@ class AttemptRecord:
     endpoint: Endpoint | None
 
     def describe(self, origin: float) -> str:
-        where = f" {self.endpoint[0]}:{self.endpoint[1]}" if self.endpoint else ""
+        where = f" {format_address(*self.endpoint)}" if self.endpoint else ""
         text = (
             f"#{self.number}{where} at +{self.started_at - origin:.3f}s "
             f"({self.duration:.3f}s): {type(self.error).__name__}: {self.error}"
@@ -639,7 +641,7 @@ class _Run:
         if error is not None:
             log.error("%s", error)
         else:
-            where = f" on {attempt.endpoint[0]}:{attempt.endpoint[1]}" if attempt.endpoint else ""
+            where = f" on {format_address(*attempt.endpoint)}" if attempt.endpoint else ""
             limit = self.policy.attempts or "-"
             log.warning(
                 "%s: attempt %d/%s failed%s with %s: %s; retrying in %.3fs",

@@ -20,6 +20,9 @@ import ipaddress
 import re
 import socket
 
+# The one (host, port) type and its text form, under the names proxy modules import here.
+from chaosnet.address import Address as Address
+from chaosnet.address import format_address as format_address
 from chaosnet.proxy.errors import bad_request
 
 LOOPBACK = "127.0.0.1"
@@ -29,7 +32,6 @@ MAX_DIGITS = 18  # any count the API takes fits; int() never sees a huge string
 LOCALHOST = "localhost"
 LOOPBACK_NAMES = frozenset({LOCALHOST, "ip6-localhost", "ip6-loopback"})
 
-Address = tuple[str, int]
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only
 
@@ -106,10 +108,6 @@ def parse_upstream(text: str) -> Address:
     if not host:
         raise bad_request(f"upstream: missing host in {_shown(text)}")
     return host, port
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def ip_literal(host: str) -> str | None:

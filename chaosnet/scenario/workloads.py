@@ -35,7 +35,6 @@ from types import TracebackType
 from typing import Any
 
 from chaosnet.connection import FramedClient, connect
-from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import Ack, Failure, KVProtocolError, Put, decode_response, encode_request
 from chaosnet.retry import Endpoint, RetryError, RetryPolicy
 from chaosnet.scenario.model import Client
@@ -335,7 +334,3 @@ def _transfer(sock: socket.socket, data: bytes, timeout: float) -> bytes:
 
 
 BUILTIN: dict[str, Workload] = {"framed": framed, "kv": kv, "stream": stream}
-
-
-def default_max_frame_size(client: Client) -> int:
-    return client.max_frame_size or DEFAULT_MAX_FRAME_SIZE

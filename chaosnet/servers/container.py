@@ -43,6 +43,7 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import RUN_CREATE_KWARGS, RUN_HOST_CONFIG_KWARGS
 
+from chaosnet.address import Address, format_address
 from chaosnet.leaks import Resource
 from chaosnet.servers import ownership
 from chaosnet.servers.docker_engine import DockerUnavailable, docker_client
@@ -56,7 +57,7 @@ from chaosnet.servers.lifecycle import (
     describe_exit,
 )
 from chaosnet.servers.logs import ServerLog
-from chaosnet.servers.readiness import Address, Listening, ReadinessCheck
+from chaosnet.servers.readiness import Listening, ReadinessCheck
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -109,7 +110,7 @@ class PortInUse(ServerError):
     def __init__(self, address: Address, *, name: str) -> None:
         self.address = address
         super().__init__(
-            f"cannot start container {name!r}: {address[0]}:{address[1]} is already taken "
+            f"cannot start container {name!r}: {format_address(*address)} is already taken "
             "(something else accepts connections there); no container was started",
             name=name,
         )

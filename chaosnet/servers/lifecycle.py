@@ -26,11 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Protocol, Self
 
+from chaosnet.address import Address, format_address
 from chaosnet.leaks import Resource
 from chaosnet.servers.errors import ServerCrashed, ServerError, ServerExitedEarly, ServerNotReady
 from chaosnet.servers.logs import LOG_TAIL_LINES, ServerLog
 from chaosnet.servers.readiness import (
-    Address,
     ReadinessCheck,
     ReadinessContext,
     normalize_checks,
@@ -377,7 +377,7 @@ class ManagedServer:
         self.stop()
 
     def __repr__(self) -> str:
-        where = f" {self._address[0]}:{self._address[1]}" if self._address else ""
+        where = f" {format_address(*self._address)}" if self._address else ""
         state = "paused" if self.paused else "running" if self.running else "not running"
         return f"<{type(self).__name__} {self.name!r} {self._driver.summary()}{where} {state}>"
 

@@ -26,6 +26,7 @@ from typing import ClassVar, Self
 
 import psutil
 
+from chaosnet.address import Address
 from chaosnet.leaks import Resource
 from chaosnet.servers import spawn
 from chaosnet.servers.errors import ServerError
@@ -39,7 +40,7 @@ from chaosnet.servers.lifecycle import (
     describe_exit,
 )
 from chaosnet.servers.logs import ServerLog
-from chaosnet.servers.readiness import Address, ReadinessCheck, poll_until
+from chaosnet.servers.readiness import ReadinessCheck, poll_until
 
 __all__ = ["ArgvSpec", "ProcessDriver", "ServerProcess"]
 

@@ -20,10 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from chaosnet.address import Address as Address  # the old name, kept for one release
+from chaosnet.address import format_address
+
 if TYPE_CHECKING:
     from chaosnet.servers.logs import ServerLog
 
-Address = tuple[str, int]
 
 ATTEMPT_TIMEOUT_S = 1.0
 POLL_START_S = 0.002
@@ -76,7 +78,7 @@ class PortAccepts:
         return self.address is not None
 
     def describe(self) -> str:
-        where = f" {self.address[0]}:{self.address[1]}" if self.address else ""
+        where = f" {format_address(*self.address)}" if self.address else ""
         return f"port{where} accepting connections"
 
     def poll(self, ctx: ReadinessContext) -> bool:

@@ -15,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from chaosnet.address import format_address
+
 LISTEN_BACKLOG = 4096  # asyncio's default of 100 drops SYNs under a 1,000-client burst
 SHUTDOWN_TIMEOUT_S = 2.0
 READY_WORDS = "listening on"
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass

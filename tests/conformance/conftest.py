@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from chaosnet.backends.toxiproxy import ToxiproxyBackend
-from tests.proxy.support import Api, Upstream, echo, upstream
+from tests.proxy.support import (
+    Api,
+    echo_server,  # noqa: F401  (the one definition, shared)
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20.0
@@ -119,9 +122,3 @@ def api(backend: Backend) -> Iterator[Api]:
     client = Api(backend.url)
     yield client
     client.close()
-
-
-@pytest.fixture
-def echo_server() -> Iterator[Upstream]:
-    with upstream(echo) as running:
-        yield running

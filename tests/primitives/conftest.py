@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import socket
 import struct
 import threading
@@ -14,23 +13,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chaosnet.framing import FrameError, encode_frame, recv_frame, send_frame
+from tests.support import open_fds
 
 Address = tuple[str, int]
 
 FD_SETTLE_S = 2.0
 JOIN_TIMEOUT_S = 5.0
 HANG_LIMIT_S = 10.0  # a "hang" connection never outlives this, even if stop() is missed
-
-
-def open_fds() -> dict[int, str]:
-    """This process's open file descriptors and what each points to."""
-    fds: dict[int, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:  # the directory handle listdir used, closed meanwhile
-            continue
-    return fds
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,10 @@ import pytest
 
 from chaosnet.proxy.embedded import EmbeddedServer
 from chaosnet.proxy.loop import prepare_process
-from tests.proxy.support import Api, Upstream, echo, upstream
+from tests.proxy.support import (
+    Api,
+    echo_server,  # noqa: F401  (the one definition, shared)
+)
 
 SEED = 1234
 
@@ -32,9 +35,3 @@ def api(server: EmbeddedServer) -> Iterator[Api]:
     client = Api(server.url)
     yield client
     client.close()
-
-
-@pytest.fixture
-def echo_server() -> Iterator[Upstream]:
-    with upstream(echo) as running:
-        yield running

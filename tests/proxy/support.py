@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import socket
 import struct
 import threading
@@ -18,7 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-Address = tuple[str, int]
+import pytest
+
+from chaosnet.address import Address
+
 Handler = Callable[[socket.socket], None]
 
 IO_TIMEOUT_S = 5.0
@@ -111,6 +113,14 @@ def upstream(handler: Handler = echo) -> Iterator[Upstream]:
         server.stop()
 
 
+@pytest.fixture
+def echo_server() -> Iterator[Upstream]:
+    """An in-process echo upstream (the proxy and conformance suites' own, not the plugin's
+    process): their conftests import this one definition."""
+    with upstream(echo) as running:
+        yield running
+
+
 # -- sockets -----------------------------------------------------------------------------------
 
 
@@ -155,16 +165,6 @@ def round_trip(address: Address, payload: bytes = b"ping") -> bytes:
 def reset_close(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
     sock.close()
-
-
-def open_fds() -> set[int]:
-    """This process's descriptors (not the one ``listdir`` used to read the list)."""
-    fds = set()
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            os.readlink(f"/proc/self/fd/{name}")
-            fds.add(int(name))
-    return fds
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = IO_TIMEOUT_S) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 import chaosnet
 from chaosnet.proxy.embedded import EmbeddedServer
-from tests.proxy.support import Api, Upstream, listen_address, open_fds, round_trip
+from tests.proxy.support import Api, Upstream, listen_address, round_trip
+from tests.support import open_fds
 
 
 def test_chaosnet_endpoint_names_the_extensions_and_seed(api: Api, server: EmbeddedServer) -> None:

@@ -19,6 +19,7 @@ from chaosnet.cli import main
 from chaosnet.control import ControlClient
 from chaosnet.proxy.embedded import EmbeddedServer
 from tests.scenario.conftest import MINIMAL, WriteScenario
+from tests.support import wait_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTEREXAMPLES = Path(__file__).parent / "counterexamples"
@@ -272,18 +273,6 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> l
         if marker in line:
             return lines
     raise AssertionError(f"no line with {marker!r} within {timeout}s; got:\n{''.join(lines)}")
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_the_live_display_is_used_on_request(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import select
 import sys
 import time
 from collections.abc import Sequence
 
-import psutil
+from tests.support import gone
 
 # Binds port 0, announces it, accepts and closes connections until killed.
 PORT_REPORTER = """
@@ -62,26 +60,6 @@ PORT_LINE = r"serving on port (?P<port>\d+)"
 
 def python(script: str, *args: str) -> list[str]:
     return [sys.executable, "-c", script, *args]
-
-
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    """Wait, bounded, for ``pid`` to terminate (a zombie counts as gone): woken by a pidfd."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        select.select([pidfd], [], [], timeout)
-    finally:
-        os.close(pidfd)
-    return gone(pid)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def elapsed_since(start: float) -> float:

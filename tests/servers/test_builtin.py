@@ -16,7 +16,7 @@ from chaosnet.connection import FramedClient
 from chaosnet.framing import encode_frame, recv_frame, send_frame
 from chaosnet.kv import KVClient, KVProtocolError
 from chaosnet.servers import ServerProcess, builtin_server, start_builtin
-from tests.servers.scripts import wait_gone
+from tests.support import wait_gone
 
 
 @pytest.fixture(scope="module")

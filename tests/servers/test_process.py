@@ -34,10 +34,9 @@ from tests.servers.scripts import (
     GRANDPARENT,
     PORT_LINE,
     PORT_REPORTER,
-    gone,
     python,
-    wait_gone,
 )
+from tests.support import gone, wait_gone
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
