@@ -7,5 +7,9 @@
 - ``api``/``bodies``: the HTTP API and its request validation;
 - ``connlog``: the per-proxy connection log (extension).
 
+Internal: apart from ``EmbeddedServer`` (exported as ``chaosnet.EmbeddedServer``),
+these modules carry no stability promise. Drive the proxy through the control API
+(``chaosnet.Chaos``, ``chaosnet.ControlClient``) or ``chaosnet serve``.
+
 See docs/proxy.md for usage, the toxic table and the differences from Toxiproxy.
 """

@@ -12,10 +12,12 @@ package before it runs a server, and the server needs none of the harness side
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from chaosnet.lazy import lazy_exports
+
 if TYPE_CHECKING:
+    from chaosnet.address import Address
     from chaosnet.servers.builtin import BUILTIN_KINDS, builtin_server, start_builtin
     from chaosnet.servers.container import ContainerServer, ImageMissing, PortInUse
     from chaosnet.servers.errors import (
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from chaosnet.servers.ownership import reap_orphans
     from chaosnet.servers.process import ServerProcess
     from chaosnet.servers.readiness import (
-        Address,
         HttpOk,
         Listening,
         LogLine,
@@ -53,8 +54,8 @@ _HOMES = {
         "ServerNotReady",
     ),
     "chaosnet.servers.process": ("ServerProcess",),
+    "chaosnet.address": ("Address",),
     "chaosnet.servers.readiness": (
-        "Address",
         "HttpOk",
         "Listening",
         "LogLine",
@@ -63,7 +64,6 @@ _HOMES = {
         "ReadinessContext",
     ),
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "BUILTIN_KINDS",
@@ -94,10 +94,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'chaosnet.servers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
