@@ -45,7 +45,21 @@ def evaluate(expect: Expectations, obs: Observation) -> list[ExpectationResult]:
     results = [_CHECKS[name](getattr(expect, name), obs) for name in expect.chosen()]
     if obs.unfired:
         results.append(_timeline_incomplete(obs))
-    return results
+    return [_when_failed(result, obs) for result in results]
+
+
+def _when_failed(result: ExpectationResult, obs: Observation) -> ExpectationResult:
+    """A failed check that names no moment was broken by the run as a whole: its end."""
+    if result.passed:
+        return replace(result, failed_at=None)
+    if result.failed_at is None:
+        return replace(result, failed_at=obs.elapsed)
+    return result
+
+
+def _first_end(records: Sequence[RequestRecord]) -> float | None:
+    """When the first of these requests ended: the moment it broke an expectation."""
+    return min((r.ended for r in records), default=None)
 
 
 def _fmt(seconds: float) -> str:
@@ -85,6 +99,7 @@ def _all_answered(_: object, obs: Observation) -> ExpectationResult:
             ],
         },
         f"{answered} of {obs.planned} answered" + "".join(f"\n{line}" for line in lines),
+        failed_at=_first_end(failed),
     )
 
 
@@ -98,7 +113,12 @@ def _max_attempts(limit: int, obs: Observation) -> ExpectationResult:
     if over:
         detail += f"; {len(over)} request(s) over {limit}"
     return ExpectationResult(
-        "max_attempts", not over, f"at most {limit} attempts per request", most, detail
+        "max_attempts",
+        not over,
+        f"at most {limit} attempts per request",
+        most,
+        detail,
+        failed_at=_first_end(over),
     )
 
 
@@ -184,12 +204,18 @@ def _recovered_within(limit: float, obs: Observation) -> ExpectationResult:
                 f"{_fmt(outage.recovered)}, {_fmt(outage.seconds or 0.0)} after"
             )
     observed_value = None if never or worst is None else round(worst.seconds or 0.0, 6)
+    late = [
+        max(o.start, o.cleared or o.start) + limit
+        for o in found
+        if o.seconds is None or o.seconds > limit
+    ]
     return ExpectationResult(
         "recovered_within",
         passed,
         expected,
         {"worst": observed_value, "outages": [o.to_json() for o in found]},
         "\n".join(lines),
+        failed_at=min(late, default=None),
     )
 
 
@@ -217,6 +243,8 @@ def _within(value: float, bounds: Bounds) -> bool:
 
 def _latency(bound: LatencyBound, obs: Observation) -> ExpectationResult:
     answered = [r.latency for r in obs.requests if r.ok]
+    under = bound.under
+    slow = [r for r in obs.requests if r.ok and under is not None and r.latency >= under]
     expected = f"p{bound.percentile:g} latency {_bounds_text(bound)}"
     if not answered:
         return ExpectationResult("latency", False, expected, None, "no request was answered")
@@ -228,6 +256,7 @@ def _latency(bound: LatencyBound, obs: Observation) -> ExpectationResult:
         round(value, 6),
         f"p{bound.percentile:g} of {len(answered)} answered requests: {_fmt(value)} "
         f"(min {_fmt(min(answered))}, max {_fmt(max(answered))})",
+        failed_at=_first_end(slow) if value >= (under or math.inf) else None,
     )
 
 
@@ -309,6 +338,7 @@ def _fails_with(spec: FailsWith, obs: Observation) -> ExpectationResult:
             "max_attempts": max((r.attempts for r in failed), default=0),
         },
         "\n".join(lines),
+        failed_at=_first_end(other + retried),
     )
 
 

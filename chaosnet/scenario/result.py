@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chaosnet.control import ConnectionLog
+from chaosnet.scenario.model import Scenario
 from chaosnet.scenario.timeline import TimelineEvent
 from chaosnet.scenario.workloads import RequestRecord
 
@@ -21,6 +23,9 @@ class ExpectationResult:
     expected: str
     observed: Any  # JSON-serialisable
     detail: str = ""
+    #: When it was broken, in seconds since the workload started: the request or outage
+    #: that broke it; the workload's end for what is only judged then; None when it held.
+    failed_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -29,6 +34,7 @@ class ExpectationResult:
             "expected": self.expected,
             "observed": self.observed,
             "detail": self.detail,
+            "failed_at": None if self.failed_at is None else round(self.failed_at, 6),
         }
 
 
@@ -48,6 +54,11 @@ class ScenarioResult:
     workload_started: bool = False
     elapsed: float = 0.0  # the workload's wall time
     duration: float = 0.0  # the whole scenario, setup and teardown included
+    spec: Scenario | None = None  # what was run (rows and faults of the HTML report)
+    started_at: float | None = None  # Unix time the workload started (aligns proxy logs)
+    #: Each proxy's connection log as the run left it, and its listening "host:port".
+    connections: dict[str, ConnectionLog] = field(default_factory=dict)
+    proxy_addresses: dict[str, str] = field(default_factory=dict)
 
     @property
     def answered(self) -> int:

@@ -20,7 +20,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chaosnet.control import CONNECTION_LOG, ConnectionLog, ControlClient
+from chaosnet.control import CONNECTION_LOG, ConnectionLog, ControlClient, format_address
 from chaosnet.errors import ChaosnetError
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import KVClient, WriteRecord
@@ -150,6 +150,7 @@ class ScenarioRun:
             backend=backend,
             faults=fault_kinds(scenario.spec),
             planned_requests=scenario.spec.client.requests,
+            spec=scenario.spec,
         )
         self.stop = threading.Event()
         self.step_lock = threading.Lock()  # held while a step runs, and for the teardown
@@ -168,6 +169,7 @@ class ScenarioRun:
         finally:
             self.stop.set()  # no further step fires, the workload stops at its next request
             if stage is not None:
+                self._keep_connection_logs(stage)
                 self._tear_down(stage)
             self.result.duration = time.monotonic() - started
         return self._concluded()
@@ -229,6 +231,7 @@ class ScenarioRun:
         ctx.before_request = timeline.before_request
         leaks = self._leak_check(stage)
         ctx.origin = time.monotonic()
+        self.result.started_at = time.time()
         self.result.workload_started = True
         self.listener.workload_started(self.scenario)
         timeline.start()
@@ -341,6 +344,17 @@ class ScenarioRun:
         return f"the workload {where} raised {type(exc).__name__}: {exc}\n" + "".join(lines)
 
     # -- observations ---------------------------------------------------------------------
+
+    def _keep_connection_logs(self, stage: Stage) -> None:
+        """What each proxy saw, for the reports, read before the teardown removes it."""
+        self.result.proxy_addresses = {
+            name: format_address(proxy.address) for name, proxy in stage.proxies.items()
+        }
+        if CONNECTION_LOG not in self.control.extensions:
+            return
+        for name, proxy in stage.proxies.items():
+            with suppress(ChaosnetError):
+                self.result.connections[name] = proxy.connections
 
     def _drain(self, stage: Stage) -> None:
         """Let the proxies notice the client's closes, so the check sees settled sockets."""

@@ -67,6 +67,7 @@ def test_all_answered_holds(run_text: RunText) -> None:
     result = run_text(scenario(FRAMED, "all_answered: true"))
     assert result.status == "passed"
     assert only(result, "all_answered").observed == {"answered": 6, "planned": 6, "failed": []}
+    assert only(result, "all_answered").failed_at is None
 
 
 def test_all_answered_fails_for_a_client_without_retry(run_text: RunText) -> None:
@@ -79,6 +80,8 @@ def test_all_answered_fails_for_a_client_without_retry(run_text: RunText) -> Non
     assert check.detail.splitlines()[0] == "2 of 6 answered"
     assert "request 2 at" in check.detail
     assert "ConnectionRefusedError" in check.detail  # the cause, under the give-up
+    (first_failure,) = [r for r in result.requests if r.index == 2]
+    assert check.failed_at == first_failure.ended  # broken when request 2 gave up
 
 
 def test_max_attempts_holds_and_fails(run_text: RunText) -> None:
@@ -91,6 +94,7 @@ def test_max_attempts_holds_and_fails(run_text: RunText) -> None:
     check = only(failing, "max_attempts")
     assert not check.passed
     assert check.detail.startswith("most attempts: 2 (request 2); ")
+    assert check.failed_at == min(r.ended for r in failing.requests if r.attempts > 1)
 
 
 def test_recovered_within_holds_after_an_outage(run_text: RunText) -> None:
@@ -110,6 +114,8 @@ def test_recovered_within_fails_when_recovery_is_slow(run_text: RunText) -> None
     check = only(result, "recovered_within")
     assert not check.passed
     assert "recovered at" in check.detail
+    (outage,) = check.observed["outages"]
+    assert check.failed_at == pytest.approx(outage["cleared"] + 0.010, abs=1e-5)
 
 
 def test_recovered_within_fails_when_no_fault_reached_the_client(run_text: RunText) -> None:
@@ -131,6 +137,7 @@ def test_latency_percentile_bounds(run_text: RunText) -> None:
     check = only(failing, "latency")
     assert not check.passed
     assert check.detail.startswith("p99 of 6 answered requests: ")
+    assert check.failed_at == min(r.ended for r in failing.requests)  # each is over 20ms
 
 
 def test_elapsed_bounds(run_text: RunText) -> None:
@@ -139,6 +146,7 @@ def test_elapsed_bounds(run_text: RunText) -> None:
     check = only(run_text(scenario(paced, "elapsed: {under: 50ms}")), "elapsed")
     assert not check.passed
     assert check.observed >= 0.09
+    assert check.failed_at == pytest.approx(check.observed, abs=1e-6)  # judged at the end
 
 
 KV = """\
