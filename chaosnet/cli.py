@@ -83,9 +83,12 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--report",
         nargs=2,
+        action="append",
+        default=[],
         metavar=("FORMAT", "FILE"),
-        default=None,
-        help="write a machine-readable report: --report json FILE",
+        help="write a report, repeatable: --report json FILE (machine-readable), "
+        "--report html FILE (a self-contained page with a picture of each scenario), "
+        "--report png FILE (the same pictures; html and png need chaosnet[report])",
     )
     run.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML report")
     run.add_argument(
@@ -250,7 +253,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 paths=args.paths,
                 backend=args.backend,
                 seed=args.seed,
-                report=args.report,
+                reports=args.report,
                 junit=args.junit,
                 keyword=args.keyword,
                 toxiproxy_bin=args.toxiproxy_bin,

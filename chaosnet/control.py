@@ -123,6 +123,7 @@ class ConnectionRecord:
     closed_by: str | None
     close_kind: str | None
     toxics: list[str]
+    error: str | None = None  # why the proxy closed it, when that was an error
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ConnectionRecord:
@@ -136,6 +137,7 @@ class ConnectionRecord:
             closed_by=body.get("closed_by"),
             close_kind=body.get("close_kind"),
             toxics=[str(t) for t in body.get("toxics") or []],
+            error=body.get("error"),
         )
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -49,6 +51,17 @@ def upstream_text(upstream: Upstream) -> str:
     return format_address(*upstream.address)
 
 
+@dataclass(frozen=True)
+class ProxyChange:
+    """A fault this controller put on a proxy or lifted, and when (Unix times)."""
+
+    started: float
+    done: float
+    action: str  # "add_toxic", "update_toxic", "remove_toxic", "disable", "enable"
+    toxic: str = ""  # its name, for the toxic actions
+    detail: str = ""  # "latency latency=300" ...
+
+
 class ToxicHandle:
     """A toxic on a proxy; as a context manager it is removed on exit."""
 
@@ -60,14 +73,16 @@ class ToxicHandle:
         self.info = info
 
     def update(self, toxicity: float | None = None, **attributes: Any) -> ToxicInfo:
-        self.info = self.proxy.client.update_toxic(
-            self.proxy.name, self.name, attributes=attributes or None, toxicity=toxicity
-        )
+        changed = {**attributes, **({} if toxicity is None else {"toxicity": toxicity})}
+        with self.proxy.recording("update_toxic", self.name, _attributes(changed)):
+            self.info = self.proxy.client.update_toxic(
+                self.proxy.name, self.name, attributes=attributes or None, toxicity=toxicity
+            )
         return self.info
 
     def remove(self) -> None:
         """Remove the toxic; removing one that is already gone is not an error."""
-        with suppress(NotFound):
+        with suppress(NotFound), self.proxy.recording("remove_toxic", self.name):
             self.proxy.client.remove_toxic(self.proxy.name, self.name)
 
     def __enter__(self) -> ToxicHandle:
@@ -96,6 +111,15 @@ class Proxy:
         self.upstream = info.upstream
         self.listen = info.listen
         self.address: Address = info.address
+        #: What was done to it through this handle, oldest first (the picture of a test).
+        self.history: list[ProxyChange] = []
+
+    @contextmanager
+    def recording(self, action: str, toxic: str = "", detail: str = "") -> Iterator[None]:
+        """Add ``action`` to the history once it succeeded, with when it started and ended."""
+        started = time.time()
+        yield
+        self.history.append(ProxyChange(started, time.time(), action, toxic, detail))
 
     @property
     def host(self) -> str:
@@ -119,6 +143,7 @@ class Proxy:
         number = next(self._toxic_count)
         if "seed" not in fields and self.seed is not None and "seed" in self.client.extensions:
             fields["seed"] = derive_seed(self.seed, f"toxic{number}")
+        started = time.time()
         info = self.client.add_toxic(
             self.name,
             type,
@@ -128,6 +153,8 @@ class Proxy:
             attributes=attributes,
             **fields,
         )
+        detail = f"{type} {_attributes({**attributes, 'toxicity': toxicity})}"
+        self.history.append(ProxyChange(started, time.time(), "add_toxic", info.name, detail))
         return ToxicHandle(self, info)
 
     def toxics(self) -> list[ToxicInfo]:
@@ -138,10 +165,12 @@ class Proxy:
 
     def disable(self) -> None:
         """Stop listening and drop every open connection (Toxiproxy's ``enabled: false``)."""
-        self.client.update_proxy(self.name, enabled=False)
+        with self.recording("disable"):
+            self.client.update_proxy(self.name, enabled=False)
 
     def enable(self) -> None:
-        info = self.client.update_proxy(self.name, enabled=True)
+        with self.recording("enable"):
+            info = self.client.update_proxy(self.name, enabled=True)
         self.listen, self.address = info.listen, info.address
 
     @contextmanager
@@ -175,6 +204,10 @@ class Proxy:
 
     def __repr__(self) -> str:
         return f"<proxy {self.name} {self.listen} -> {self.upstream}>"
+
+
+def _attributes(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

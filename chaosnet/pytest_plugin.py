@@ -37,7 +37,14 @@ RUN = pytest.StashKey[TestRun]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaosnet", "chaosnet fault injection")
     for option in OPTIONS:
-        group.addoption(option.flag, dest=f"chaosnet_{option.attr}", default=None, help=option.help)
+        group.addoption(
+            option.flag,
+            dest=f"chaosnet_{option.attr}",
+            default=None,
+            help=option.help,
+            nargs=option.nargs,
+            metavar=option.metavar,
+        )
         parser.addini(option.ini, f"{option.help} [env {option.env}]", default=None)
     scenario_files.add_ini(parser)
 
@@ -234,6 +241,12 @@ def _fail_plainly(check: Callable[[], None]) -> None:
     pytest.fail(failure, pytrace=False)
 
 
+def _failure_text(report: pytest.TestReport) -> str:
+    """The error that failed the test (its last line), not the whole traceback."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return str(getattr(crash, "message", "")) or report.longreprtext
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -241,6 +254,6 @@ def pytest_runtest_makereport(
     report = yield
     run = item.stash.get(RUN, None)
     if run is not None and report.failed:
-        for title, text in run.report_sections(report.when):
+        for title, text in run.report_sections(report.when, _failure_text(report), call.stop):
             report.sections.append((title, text))
     return report

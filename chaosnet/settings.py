@@ -34,6 +34,8 @@ class Option:
     env: str
     flag: str
     help: str
+    nargs: int | None = None  # values the command-line flag takes (default one)
+    metavar: tuple[str, ...] | None = None
 
 
 OPTIONS = (
@@ -79,7 +81,18 @@ OPTIONS = (
         "--chaosnet-unsupported",
         "fail|skip: a test needing an extension the backend lacks fails (default) or is skipped",
     ),
+    Option(
+        "report",
+        "chaosnet_report",
+        "CHAOSNET_REPORT",
+        "--chaosnet-report",
+        "html DIR (or png DIR): each failing test that uses chaosnet fixtures writes a "
+        "picture of its proxies' faults and connections there (needs chaosnet[report])",
+        nargs=2,
+        metavar=("FORMAT", "DIR"),
+    ),
 )
+REPORT_FORMATS = ("html", "png")
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,7 @@ class Settings:
     toxiproxy_bin: Path | None = None
     docker_image: str = DEFAULT_DOCKER_IMAGE
     unsupported: str = "fail"
+    report: tuple[str, Path] | None = None  # (format, folder) of failing tests' pictures
 
     def with_seed(self) -> Settings:
         """A copy with a concrete seed: the given one, or a fresh random one."""
@@ -209,6 +223,17 @@ def _parse_path(value: Any) -> Path:
     return Path(str(value)).expanduser()
 
 
+def _parse_report(value: Any) -> tuple[str, Path]:
+    """``("html", "DIR")`` from the command line, ``"html DIR"`` from ini or environment."""
+    parts = value.split(None, 1) if isinstance(value, str) else [str(v) for v in value]
+    if len(parts) != 2 or parts[0] not in REPORT_FORMATS:
+        raise ValueError(
+            f"report must be FORMAT DIR with FORMAT one of {', '.join(REPORT_FORMATS)}, "
+            f"got {value!r}"
+        )
+    return parts[0], _parse_path(parts[1].strip())
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "backend": _parse_backend,
     "seed": _parse_seed,
@@ -216,4 +241,5 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "toxiproxy_bin": _parse_path,
     "docker_image": str,
     "unsupported": _parse_unsupported,
+    "report": _parse_report,
 }

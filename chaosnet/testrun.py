@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from chaosnet import leaks
 from chaosnet.backends import Backend, backend_from
-from chaosnet.control import ConnectionRecord, ControlClient
-from chaosnet.controller import Chaos
+from chaosnet.control import ConnectionLog, ConnectionRecord, ControlClient
+from chaosnet.controller import Chaos, Proxy
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.loop import prepare_process
 from chaosnet.seeds import derive_seed
@@ -109,6 +111,9 @@ class TestRun:
         self._crashed_before: set[int] = set()
         self._task_check: leaks.LeakCheck | None = None
         self._leak_check: leaks.LeakCheck | None = None
+        self._started_at: float | None = None  # Unix time the body started (the picture's 0)
+        self._last_logs: dict[str, ConnectionLog] = {}  # read before the proxies go
+        self._last_proxies: list[Proxy] = []
 
     # -- fixtures ----------------------------------------------------------------------
 
@@ -128,6 +133,9 @@ class TestRun:
             yield self._chaos
         finally:
             try:
+                if self.settings.report is not None:
+                    self._last_proxies = self._chaos.proxies
+                    self._last_logs = self._read_logs()
                 self._chaos.close()
             finally:
                 client.close()
@@ -139,6 +147,7 @@ class TestRun:
     # -- around the test body ------------------------------------------------------------
 
     def before_call(self, funcargs: Mapping[str, object]) -> None:
+        self._started_at = time.time()
         for value in funcargs.values():
             if _is_server(value):
                 self._mark(value)  # type: ignore[arg-type]
@@ -168,10 +177,16 @@ class TestRun:
 
     # -- failure report ----------------------------------------------------------------
 
-    def report_sections(self, when: str) -> list[tuple[str, str]]:
+    def report_sections(
+        self, when: str, failure: str = "", ended: float | None = None
+    ) -> list[tuple[str, str]]:
+        """The failure report's sections; ``failure`` and ``ended`` (Unix time the failing
+        phase ended) go into the picture when ``--chaosnet-report`` asks for one."""
         sections = [(f"chaosnet ({when})", self._describe_run())]
         if self._chaos is not None and when == "call":
             sections += [("chaosnet connections", self._describe_connections())]
+        if self.settings.report is not None and self._chaos is not None:
+            sections.append(("chaosnet report", self._write_picture(when, failure, ended)))
         for server in self._servers():
             log = _tail(server.log_text(self._since(server)))
             if log:
@@ -211,6 +226,55 @@ class TestRun:
                     f"toxics: {', '.join(record.toxics) or '-'}"
                 )
         return "\n".join(lines) or "no proxies"
+
+    def _read_logs(self) -> dict[str, ConnectionLog]:
+        assert self._chaos is not None
+        logs = {}
+        for proxy in self._chaos.proxies:
+            with suppress(ChaosnetError):  # a backend without the log: no lines, said so
+                logs[proxy.name] = proxy.connections
+        return logs
+
+    def _write_picture(self, when: str, failure: str, ended: float | None) -> str:
+        """Draw this test's proxies into the report folder; say where, or why not."""
+        from chaosnet.picture import write_html, write_png
+        from chaosnet.picture.proxies import ProxyTrace, failing_test_picture
+
+        assert self._chaos is not None
+        assert self.settings.report is not None
+        kind, folder = self.settings.report
+        logs = self._read_logs() if when == "call" else self._last_logs
+        now = time.time()
+        origin = self._started_at or now
+        traces = [
+            ProxyTrace(
+                p.name,
+                p.history,
+                logs.get(p.name),
+                "" if p.name in logs else "no connection log (the backend has none)",
+            )
+            for p in (self._chaos.proxies if when == "call" else self._last_proxies)
+        ]
+        picture = failing_test_picture(
+            self.nodeid,
+            traces,
+            origin=origin,
+            end=ended or now,
+            seed=self.seed,
+            backend=self._backend.name if self._backend is not None else self.settings.backend,
+            replay=f"pytest '{self.nodeid}' --chaosnet-seed {self.session_seed}",
+            failure=failure,
+            when=when,
+        )
+        path = folder / f"{_file_name(self.nodeid)}-{when}.{kind}"
+        try:
+            if kind == "png":
+                write_png(path, [picture])
+            else:
+                write_html(path, [picture], title=f"chaosnet: {self.nodeid} failed")
+        except (ChaosnetError, OSError) as exc:
+            return f"no picture: {exc}"
+        return f"picture of this test's proxies: {path.resolve()}"
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -260,6 +324,11 @@ def _raise_backend_errors(backend: Backend) -> None:
         f"error inside the {backend.name} proxy server during this test{more}: "
         f"{type(first).__name__}: {first}"
     ) from first
+
+
+def _file_name(nodeid: str) -> str:
+    """A test id as a file name: ``tests/a.py::test_b[x]`` -> ``tests-a.py--test_b-x``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", nodeid).strip("-")[:150]
 
 
 def _tail(text: str) -> str:

@@ -22,7 +22,7 @@ from chaosnet.control import ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.interrupts import sigterm_interrupts
-from chaosnet.scenario import jsonreport, junit
+from chaosnet.scenario import htmlreport, jsonreport, junit
 from chaosnet.scenario.checks import check_backend
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
 from chaosnet.scenario.report import make_reporter
@@ -35,7 +35,7 @@ from chaosnet.settings import Settings, resolve
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-REPORT_FORMATS = ("json",)
+REPORT_FORMATS = ("json", "html", "png")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class RunRequest:
     paths: Sequence[Path]
     backend: str | None = None
     seed: str | int | None = None
-    report: Sequence[str] | None = None  # (FORMAT, FILE)
+    reports: Sequence[Sequence[str]] = ()  # (FORMAT, FILE) pairs
     junit: Path | None = None
     keyword: str | None = None
     toxiproxy_bin: Path | None = None
@@ -127,16 +127,42 @@ def validate_command(
     return EXIT_OK
 
 
-def _report_path(report: Sequence[str] | None) -> Path | None:
-    if report is None:
-        return None
-    kind, path = report
-    if kind not in REPORT_FORMATS:
-        raise ChaosnetError(
-            f"--report {kind} {path}: unknown report format {kind!r} "
-            f"(use json; JUnit XML is --junit FILE)"
-        )
-    return Path(path)
+def report_paths(reports: Sequence[Sequence[str]]) -> list[tuple[str, Path]]:
+    """Each ``--report FORMAT FILE``, checked before anything runs."""
+    checked = []
+    for kind, path in reports:
+        if kind not in REPORT_FORMATS:
+            raise ChaosnetError(
+                f"--report {kind} {path}: unknown report format {kind!r} "
+                f"(use {', '.join(REPORT_FORMATS)}; JUnit XML is --junit FILE)"
+            )
+        if kind in ("html", "png"):
+            from chaosnet.picture.vega import require
+
+            require()
+        checked.append((kind, Path(path)))
+    return checked
+
+
+def write_reports(
+    reports: Sequence[tuple[str, Path]],
+    results: Sequence[ScenarioResult],
+    *,
+    backend: str,
+    seed: int,
+    seconds: float,
+    command: str = "chaosnet run",
+) -> None:
+    """Write every report asked for; ``command`` names the run in the HTML page."""
+    for kind, path in reports:
+        if kind == "json":
+            jsonreport.write(path, results, backend=backend, seed=seed, seconds=seconds)
+        elif kind == "html":
+            htmlreport.write(
+                path, results, backend=backend, seed=seed, seconds=seconds, command=command
+            )
+        else:
+            htmlreport.write_image(path, results)
 
 
 def run_command(
@@ -150,7 +176,7 @@ def run_command(
         docker_image=request.docker_image,
         unsupported=request.unsupported,
     ).with_seed()
-    json_path = _report_path(request.report)
+    reports = report_paths(request.reports)
     label = backend_label(settings.backend)
     try:
         chosen = select(load_paths(request.paths), request.keyword)
@@ -174,8 +200,7 @@ def run_command(
     else:
         status = exit_status(results)
     seconds = time.monotonic() - started
-    if json_path is not None:
-        jsonreport.write(json_path, results, backend=label, seed=seed, seconds=seconds)
+    write_reports(reports, results, backend=label, seed=seed, seconds=seconds)
     if request.junit is not None:
         junit.write(request.junit, results, seconds=seconds)
     return status

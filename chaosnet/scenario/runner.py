@@ -45,6 +45,7 @@ from chaosnet.servers.lifecycle import RealServer
 WORKLOAD_GRACE_S = 5.0
 DRAIN_TIMEOUT_S = 0.5
 LEAK_SETTLE_S = 0.5
+LOG_SETTLE_S = 0.2
 TRACEBACK_FRAMES = 4
 
 
@@ -353,8 +354,10 @@ class ScenarioRun:
         if CONNECTION_LOG not in self.control.extensions:
             return
         for name, proxy in stage.proxies.items():
-            with suppress(ChaosnetError):
-                self.result.connections[name] = proxy.connections
+            with suppress(ChaosnetError):  # the client's last closes land a moment later
+                self.result.connections[name] = self.control.connections(
+                    proxy.name, wait_open=0, timeout=LOG_SETTLE_S
+                )
 
     def _drain(self, stage: Stage) -> None:
         """Let the proxies notice the client's closes, so the check sees settled sockets."""

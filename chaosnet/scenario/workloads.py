@@ -56,6 +56,7 @@ class RequestRecord:
     message: str | None = None
     endpoint: str | None = None
     key: str | None = None  # kv workloads: the key written
+    tried: tuple[str, ...] = ()  # a give-up's attempts: endpoint, timing and error of each
 
     @property
     def latency(self) -> float:
@@ -141,6 +142,8 @@ class Request:
             if isinstance(exc, RetryError) and exc.last_error is not None:
                 last = exc.last_error
                 record.message += f"; last error: {type(last).__name__}: {_first_line(last)}"
+                origin = exc.attempts[0].started_at
+                record.tried = tuple(attempt.describe(origin) for attempt in exc.attempts)
         self.ctx.finished(record)
         return isinstance(exc, Exception)  # keep going; Ctrl-C and the like pass through
 
