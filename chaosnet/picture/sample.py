@@ -4,7 +4,9 @@ The rule, so a page stays small (under 2 MB at 10,000 requests) and fast to draw
 
 - every request that failed or needed retries is drawn on its own, up to
   :data:`DISTURBED_LIMIT`; past that, the first and the last of them and an even
-  sample in between (the failures first) are kept;
+  sample in between (the failures first) are kept; the attempt-by-attempt detail
+  of the first :data:`TRIES_KEPT` of them is kept, and every error is cut to
+  :data:`ERROR_CHARS` characters;
 - first-try requests are drawn on their own up to :data:`FIRST_TRY_LIMIT`; past
   that they are binned into :data:`BINS` equal slices of the time axis, one mark
   per slice with its count and its fastest, median and slowest latency;
@@ -17,15 +19,18 @@ Whatever was left out is said in the picture's notes, with the counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from statistics import median
 from typing import TypeVar
 
 from chaosnet.picture.model import ConnectionLine, Picture, RequestBin, RequestMark
 
 FIRST_TRY_LIMIT = 2_000
-DISTURBED_LIMIT = 4_000
+DISTURBED_LIMIT = 2_000
+TRIES_KEPT = 200
+ERROR_CHARS = 200
 BINS = 400
-CONNECTION_LIMIT = 2_000
+CONNECTION_LIMIT = 1_000
 
 T = TypeVar("T")
 
@@ -67,7 +72,29 @@ def _requests(picture: Picture) -> None:
             f"{len(picture.bins)} bins (count, fastest, median, slowest), not one by one"
         )
         first = []
-    picture.requests = sorted(first + kept_failed + kept_retried, key=lambda r: r.index)
+    kept = sorted(first + kept_failed + kept_retried, key=lambda r: r.index)
+    picture.requests = _trimmed(kept, picture.notes)
+
+
+def _trimmed(requests: list[RequestMark], notes: list[str]) -> list[RequestMark]:
+    """Each error cut short; attempt details for the first :data:`TRIES_KEPT` only."""
+    detailed = 0
+    trimmed = []
+    for request in requests:
+        tries = request.tries
+        if tries:
+            detailed += 1
+            tries = tries if detailed <= TRIES_KEPT else ""
+        error = request.error
+        if len(error) > ERROR_CHARS:
+            error = error[: ERROR_CHARS - 3] + "..."
+        trimmed.append(replace(request, error=error, tries=tries))
+    if detailed > TRIES_KEPT:
+        notes.append(
+            f"the attempts of the first {TRIES_KEPT} of {detailed} requests that gave up "
+            f"are listed when hovered; the others show their error"
+        )
+    return trimmed
 
 
 def _bins(requests: Sequence[RequestMark], start: float, end: float) -> list[RequestBin]:

@@ -144,6 +144,9 @@ class Request:
                 record.message += f"; last error: {type(last).__name__}: {_first_line(last)}"
                 origin = exc.attempts[0].started_at
                 record.tried = tuple(attempt.describe(origin) for attempt in exc.attempts)
+                where = exc.attempts[-1].endpoint
+                if record.endpoint is None and where is not None:
+                    record.endpoint = f"{where[0]}:{where[1]}"  # the give-up's last attempt
         self.ctx.finished(record)
         return isinstance(exc, Exception)  # keep going; Ctrl-C and the like pass through
 

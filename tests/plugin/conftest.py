@@ -36,6 +36,7 @@ def _isolated_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         "CHAOSNET_TOXIPROXY_BIN",
         "CHAOSNET_DOCKER_IMAGE",
         "CHAOSNET_UNSUPPORTED",
+        "CHAOSNET_REPORT",
         "PYTEST_XDIST_WORKER",  # inner in-process runs are not xdist workers
     ):
         monkeypatch.delenv(name, raising=False)
