@@ -73,9 +73,10 @@ def picture_spec(picture: Picture, prefix: str = "") -> Spec:
     kinds = tuple(dict.fromkeys(b.kind for b in picture.bands))
     frame = _Frame(prefix, picture.start, axis_end(picture), kinds)
     panels: list[Spec] = []
+    drawn = bool(picture.requests or picture.bins)
     if picture.rows:
-        panels.append(_faults(picture.rows, frame))
-    if picture.requests or picture.bins:
+        panels.append(_faults(picture.rows, frame, labelled=not drawn))
+    if drawn:
         panels.append(_requests(frame, binned=bool(picture.bins)))
     for proxy in dict.fromkeys(c.proxy for c in picture.connections):
         count = sum(1 for c in picture.connections if c.proxy == proxy)
@@ -156,7 +157,8 @@ def _background_bands(frame: _Frame, row: str | None = None) -> Spec:
 
 
 def _failed_rules(frame: _Frame, *, labelled: bool) -> list[Spec]:
-    """A dashed red rule where each failed expectation broke (labelled in the top panel)."""
+    """A dashed red rule where each failed expectation broke, labelled in one panel (the
+    requests', whose top is mostly empty, else the faults')."""
     base: Spec = {
         "data": frame.data("verdicts"),
         "transform": [{"filter": "datum.failed_at != null"}],
@@ -185,9 +187,13 @@ def _failed_rules(frame: _Frame, *, labelled: bool) -> list[Spec]:
                     "y": 1,
                     "fontWeight": "bold",
                 },
+                "transform": [
+                    *base["transform"],
+                    {"calculate": "datum.name + ' failed'", "as": "label"},
+                ],
                 "encoding": {
                     "x": frame.x("failed_at"),
-                    "text": {"field": "name"},
+                    "text": {"field": "label"},
                     "tooltip": tooltip,
                 },
             }
@@ -195,7 +201,7 @@ def _failed_rules(frame: _Frame, *, labelled: bool) -> list[Spec]:
     return layers
 
 
-def _faults(rows: list[str], frame: _Frame) -> Spec:
+def _faults(rows: list[str], frame: _Frame, *, labelled: bool) -> Spec:
     y = {
         "field": "row",
         "type": "nominal",
@@ -237,7 +243,7 @@ def _faults(rows: list[str], frame: _Frame) -> Spec:
                     ],
                 },
             },
-            *_failed_rules(frame, labelled=True),
+            *_failed_rules(frame, labelled=labelled),
         ],
     }
 
@@ -317,7 +323,7 @@ def _requests(frame: _Frame, *, binned: bool) -> Spec:
                     ],
                 },
             },
-            *_failed_rules(frame, labelled=False),
+            *_failed_rules(frame, labelled=True),
         ],
     }
 
