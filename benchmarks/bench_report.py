@@ -54,8 +54,11 @@ def _page(result: ScenarioResult) -> str:
     return render([scenario_picture(result)], title=result.name)
 
 
-def synthetic(requests: int, *, failed_every: int, retried_every: int) -> ScenarioResult:
-    """A run's result as a long, disturbed run leaves it (no servers needed)."""
+def synthetic(
+    requests: int, *, failed_every: int, retried_every: int, reset_every: int = 3
+) -> ScenarioResult:
+    """A run's result as a long, disturbed run leaves it (no servers needed): 3,000
+    connections, one in ``reset_every`` reset by a toxic."""
     rng = random.Random(SEED)
     records = []
     for i in range(requests):
@@ -73,10 +76,9 @@ def synthetic(requests: int, *, failed_every: int, retried_every: int) -> Scenar
             )
         records.append(record)
     origin = time.time()
-    closes = [("client", "fin"), ("upstream", "fin"), ("toxic reset", "rst")]
     log = ConnectionLog(3000, 0, [])
     for i in range(1, 3001):
-        by, kind = closes[i % 3]
+        by, kind = ("toxic reset", "rst") if i % reset_every == 0 else ("client", "fin")
         opened = origin + i * 0.003
         log.records.append(
             ConnectionRecord(i, "127.0.0.1:50000", opened, opened + 0.002, 64, 64, by, kind, [])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -238,6 +237,7 @@ class TestRun:
     def _write_picture(self, when: str, failure: str, ended: float | None) -> str:
         """Draw this test's proxies into the report folder; say where, or why not."""
         from chaosnet.picture import write_html, write_png
+        from chaosnet.picture.page import report_path
         from chaosnet.picture.proxies import ProxyTrace, failing_test_picture
 
         assert self._chaos is not None
@@ -266,7 +266,7 @@ class TestRun:
             failure=failure,
             when=when,
         )
-        path = folder / f"{_file_name(self.nodeid)}-{when}.{kind}"
+        path = report_path(folder, f"{self.nodeid}-{when}", kind)
         try:
             if kind == "png":
                 write_png(path, [picture])
@@ -324,11 +324,6 @@ def _raise_backend_errors(backend: Backend) -> None:
         f"error inside the {backend.name} proxy server during this test{more}: "
         f"{type(first).__name__}: {first}"
     ) from first
-
-
-def _file_name(nodeid: str) -> str:
-    """A test id as a file name: ``tests/a.py::test_b[x]`` -> ``tests-a.py--test_b-x``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", nodeid).strip("-")[:150]
 
 
 def _tail(text: str) -> str:

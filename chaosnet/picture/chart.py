@@ -40,6 +40,7 @@ ORDINAL_CONNECTIONS = 12  # up to this many, each connection its own labelled ro
 ORDINAL_ROW_PX = 16
 BAND_COLOURS = ("#8e24aa", "#616161", FAILED_RED, "#6d4c41", "#00838f", "#f9a825", "#000000")
 AXIS_TITLE = "seconds since the workload started"
+MIN_SPAN_S = 0.01  # a run that never got going still gets an axis
 
 
 def axis_end(picture: Picture) -> float:
@@ -47,7 +48,7 @@ def axis_end(picture: Picture) -> float:
     ends = [picture.end, *(b.end for b in picture.bands)]
     ends += [c.closed for c in picture.connections if c.closed is not None]
     ends += [r.start + r.latency for r in picture.requests]
-    return max(ends)
+    return max(max(ends), picture.start + MIN_SPAN_S)
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,12 @@ def write_png(path: Path, pictures: Sequence[Picture], *, scale: float = 1.0) ->
     return path
 
 
+def report_path(folder: Path, test_id: str, kind: str) -> Path:
+    """Where a test's picture goes: ``tests/a.py::test_b[x]`` -> ``tests-a.py--test_b-x.html``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_id).strip("-")[:150]
+    return folder / f"{name}.{kind}"
+
+
 # -- the text around the charts -----------------------------------------------------------
 
 

@@ -49,6 +49,8 @@ def scenario_picture(result: ScenarioResult) -> Picture:
     if result.started_at is not None:
         for proxy, log in result.connections.items():
             picture.connections += connection_lines(proxy, log, result.started_at)
+    if not result.workload_started:
+        picture.notes.append("the workload did not start: see the error above")
     picture.verdicts = [
         Verdict(e.name, e.passed, e.expected, e.detail, e.failed_at) for e in result.expectations
     ]

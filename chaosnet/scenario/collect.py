@@ -134,8 +134,9 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioFailed(Exception):
-    def __init__(self, result: ScenarioResult) -> None:
+    def __init__(self, result: ScenarioResult, picture: str = "") -> None:
         self.result = result
+        self.picture = picture  # where --chaosnet-report drew it, or why it could not
         super().__init__(f"scenario {result.name} {result.status}")
 
 
@@ -221,19 +222,46 @@ class ScenarioItem(pytest.Item):
         )
         self.user_properties.append(("seed", server.seed))
         if result.status != "passed":
-            raise ScenarioFailed(result)
+            raise ScenarioFailed(result, _draw(self.nodeid, result, server.settings))
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | Any:
         if isinstance(excinfo.value, ScenarioFailed):
-            return assertion_text(excinfo.value.result)
+            picture = excinfo.value.picture
+            return assertion_text(excinfo.value.result) + (f"\n{picture}" if picture else "")
         if isinstance(excinfo.value, ChaosnetError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"scenario {self.name}"
+
+
+def _draw(nodeid: str, result: ScenarioResult, settings: Settings) -> str:
+    """With ``--chaosnet-report FORMAT DIR``, the failed scenario's picture there."""
+    if settings.report is None:
+        return ""
+    from chaosnet.picture.page import report_path
+    from chaosnet.scenario import htmlreport
+
+    kind, folder = settings.report
+    path = report_path(folder, nodeid, kind)
+    try:
+        if kind == "png":
+            htmlreport.write_image(path, [result])
+        else:
+            htmlreport.write(
+                path,
+                [result],
+                backend=result.backend,
+                seed=result.seed,
+                seconds=result.duration,
+                command="pytest",
+            )
+    except (ChaosnetError, OSError) as exc:
+        return f"no picture: {exc}"
+    return f"picture of this scenario: {path.resolve()}"
 
 
 def assertion_text(result: ScenarioResult) -> str:

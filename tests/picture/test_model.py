@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
-from chaosnet.control import ConnectionLog, ConnectionRecord
+from benchmarks.bench_report import synthetic
 from chaosnet.picture import scenario_picture, write_html
 from chaosnet.picture.faults import Change, bands
 from chaosnet.picture.sample import (
@@ -15,8 +14,6 @@ from chaosnet.picture.sample import (
     FIRST_TRY_LIMIT,
     TRIES_KEPT,
 )
-from chaosnet.scenario.result import ScenarioResult
-from chaosnet.scenario.workloads import RequestRecord
 from tests.picture.page import read_page
 
 ROW = "proxy main"
@@ -62,57 +59,8 @@ def test_a_fault_never_lifted_runs_to_the_end_and_a_slow_start_is_a_band_of_its_
     ]
 
 
-def big_result(requests: int, *, failed_every: int, retried_every: int) -> ScenarioResult:
-    rng = random.Random(5)
-    records = []
-    for i in range(requests):
-        start = i * 0.001
-        record = RequestRecord(index=i, started=start, ended=start + rng.uniform(1e-4, 5e-3))
-        record.ok = i % failed_every != 0
-        record.attempts = 3 if i % retried_every == 0 else 1
-        if not record.ok:
-            record.error, record.message = "RetryError", "gave up after 3 attempt(s)"
-            record.tried = ("#1 127.0.0.1:4000 at +0.000s (0.001s): ConnectionResetError",) * 3
-        record.endpoint = "127.0.0.1:4000"
-        records.append(record)
-    origin = 1_000_000.0
-    log = ConnectionLog(
-        opened=3000,
-        open=0,
-        records=[
-            ConnectionRecord(
-                i,
-                "127.0.0.1:5000",
-                origin + i * 0.003,
-                origin + i * 0.003 + 0.002,
-                64,
-                64,
-                "toxic reset" if i % 10 == 0 else "client",
-                "rst" if i % 10 == 0 else "fin",
-                [],
-            )
-            for i in range(1, 3001)
-        ],
-    )
-    return ScenarioResult(
-        name="big",
-        path=Path("big.yaml"),
-        seed=1,
-        backend="embedded",
-        faults=["reset_peer"],
-        status="failed",
-        requests=records,
-        planned_requests=requests,
-        workload_started=True,
-        elapsed=requests * 0.001 + 0.01,
-        started_at=origin,
-        connections={"main": log},
-        proxy_addresses={"main": "127.0.0.1:4000"},
-    )
-
-
 def test_ten_thousand_requests_keep_every_disturbed_one_and_bin_the_rest(tmp_path: Path) -> None:
-    result = big_result(10_000, failed_every=20, retried_every=7)
+    result = synthetic(10_000, failed_every=20, retried_every=7, reset_every=10)
     picture = scenario_picture(result)
     disturbed = [r for r in result.requests if r.failed or r.attempts > 1]
     first_try = len(result.requests) - len(disturbed)
@@ -134,7 +82,7 @@ def test_ten_thousand_requests_keep_every_disturbed_one_and_bin_the_rest(tmp_pat
 
 
 def test_ten_thousand_failed_requests_are_thinned_evenly_within_the_size(tmp_path: Path) -> None:
-    result = big_result(10_000, failed_every=1, retried_every=1)  # every one failed
+    result = synthetic(10_000, failed_every=1, retried_every=1)  # every one failed
     picture = scenario_picture(result)
     indexes = [m.index for m in picture.requests]
     assert len(indexes) == DISTURBED_LIMIT

@@ -72,3 +72,48 @@ def test_a_bad_report_option_is_a_usage_error(pytester: pytest.Pytester) -> None
         "ERROR: chaosnet: option --chaosnet-report: report must be FORMAT DIR with FORMAT "
         "one of html, png, got ['pdf', 'out']"
     )
+
+
+def test_a_failing_scenario_file_collected_by_pytest_writes_the_scenario_picture(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "naive.yaml").write_text(FAILING_SCENARIO)
+    result = pytester.runpytest("--chaosnet-report", "html", "pictures")
+    result.assert_outcomes(failed=1)
+    named = re.search(r"picture of this scenario: (\S+)", result.stdout.str())
+    assert named is not None
+    path = Path(named.group(1))
+    assert path.parent == (pytester.path / "pictures").resolve()
+    _, document = read_page(path)
+    (picture,) = document["pictures"]
+    assert (picture["kind"], picture["title"], picture["status"]) == (
+        "scenario",
+        "naive-no-retry",
+        "failed",
+    )
+    (band,) = picture["data"]["bands"]
+    assert (band["row"], band["kind"], band["lifted"]) == ("proxy front", "disabled", False)
+    outcomes = [r["outcome"] for r in picture["data"]["requests"]]
+    assert outcomes == ["first try"] * 3 + ["failed"] * 7  # disabled after 3 requests
+
+
+FAILING_SCENARIO = """
+name: naive-no-retry
+servers:
+  echo: {builtin: framed_echo}
+proxies:
+  front: {server: echo}
+client:
+  workload: framed
+  endpoints: front
+  requests: 10
+  rate: 100/s
+  timeout: 200ms
+  retry: {attempts: 1}
+timeline:
+  - after_requests: 3
+    disable: front
+expect:
+  all_answered: true
+"""
