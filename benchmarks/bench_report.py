@@ -119,7 +119,8 @@ def measure(quick: bool = False) -> dict[str, float]:
     vega.javascript_bundle()  # from the cache from here on, as every later report
     scenarios = load_paths([ROOT / "scenarios"])
     settings = _settings(None, SEED).with_seed()
-    results = _run_all(scenarios, settings, SEED, io.StringIO(), False)
+    results: list[ScenarioResult] = []
+    _run_all(scenarios, settings, SEED, io.StringIO(), False, results)
     for result in results:
         figures[f"{result.name}_ms"] = _best(lambda r=result: _page(r), repeats) * 1000
         figures[f"{result.name}_kB"] = len(_page(result).encode()) / 1000
