@@ -80,16 +80,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     _add_backend_option(run)
     run.add_argument("--seed", default=None, help="seed for reproducible runs (default: random)")
-    run.add_argument(
-        "--report",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("FORMAT", "FILE"),
-        help="write a report, repeatable: --report json FILE (machine-readable), "
-        "--report html FILE (a self-contained page with a picture of each scenario), "
-        "--report png FILE (the same pictures; html and png need chaosnet[report])",
-    )
+    _add_report_option(run, "each scenario")
     run.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML report")
     run.add_argument(
         "-k",
@@ -138,6 +129,7 @@ def _build_parser() -> argparse.ArgumentParser:
     explore.add_argument(
         "--workload", default=None, metavar="MODULE:FUNCTION", help="explore this client instead"
     )
+    _add_report_option(explore, "the minimal failing run")
     stored = explore.add_mutually_exclusive_group()
     stored.add_argument(
         "--database",
@@ -156,6 +148,19 @@ def _build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     _add_backend_option(validate)
     return parser
+
+
+def _add_report_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument(
+        "--report",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("FORMAT", "FILE"),
+        help="write a report, repeatable: --report json FILE (machine-readable), "
+        f"--report html FILE (a self-contained page with a picture of {what}), "
+        "--report png FILE (the same pictures; html and png need chaosnet[report])",
+    )
 
 
 def _add_backend_option(command: argparse.ArgumentParser) -> None:
@@ -277,6 +282,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 toxiproxy_bin=args.toxiproxy_bin,
                 docker_image=args.docker_image,
                 workload=args.workload,
+                reports=args.report,
             )
         )
     if args.command == "validate":

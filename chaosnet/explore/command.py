@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -19,7 +19,13 @@ from chaosnet.backends import backend_from
 from chaosnet.control import ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.explore.output import default_out, summary_lines, write_minimal
-from chaosnet.explore.session import DEFAULT_BUDGET_S, DEFAULT_MAX_EXAMPLES, Example, Explorer
+from chaosnet.explore.session import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_MAX_EXAMPLES,
+    Example,
+    Exploration,
+    Explorer,
+)
 from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.interrupts import sigterm_interrupts
 from chaosnet.scenario.checks import import_callable
@@ -31,7 +37,9 @@ from chaosnet.scenario.commands import (
     _supported,
     backend_label,
     quiet_retry_log,
+    report_paths,
     static_extensions,
+    write_reports,
 )
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
 from chaosnet.scenario.units import parse_duration
@@ -53,6 +61,7 @@ class ExploreRequest:
     toxiproxy_bin: Path | None = None
     docker_image: str | None = None
     workload: str | None = None  # module:function in place of the file's client workload
+    reports: Sequence[Sequence[str]] = ()  # (FORMAT, FILE): the minimal failure's picture
 
 
 def with_workload(scenario: LoadedScenario, ref: str) -> LoadedScenario:
@@ -78,6 +87,7 @@ def explore_command(
         docker_image=request.docker_image,
     ).with_seed()
     label = backend_label(settings.backend)
+    reports = report_paths(request.reports)
     try:
         (scenario,) = load_paths([request.path])
         if request.workload is not None:
@@ -127,12 +137,15 @@ def explore_command(
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was found
         if explorer is not None:
             _finish(explorer, scenario, target, seed, out)
+            _write_reports(reports, explorer.outcome, target, label)
         return interrupted_status(exc)
     finally:
         if control is not None:
             control.close()
         backend.stop()
-    return _finish(explorer, scenario, target, seed, out)
+    status = _finish(explorer, scenario, target, seed, out)
+    _write_reports(reports, explorer.outcome, target, label)
+    return status
 
 
 def _finish(
@@ -147,6 +160,25 @@ def _finish(
     print(f"written: {target}", file=out)
     print(f"replay: chaosnet run {target} --seed {seed}", file=out)
     return EXIT_FAILED
+
+
+def _write_reports(
+    reports: Sequence[tuple[str, Path]], outcome: Exploration, target: Path, label: str
+) -> None:
+    """The minimal failing example's run, replayed from the scenario written for it."""
+    if outcome.failure is None:
+        results = []
+    else:
+        minimal = outcome.failure.result
+        results = [dataclasses.replace(minimal, path=target, name=f"{minimal.name}-minimal")]
+    write_reports(
+        reports,
+        results,
+        backend=label,
+        seed=outcome.seed,
+        seconds=outcome.seconds,
+        command="chaosnet explore",
+    )
 
 
 def _progress(out: IO[str]) -> Callable[[Example], None]:
