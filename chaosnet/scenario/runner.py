@@ -20,7 +20,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chaosnet.control import CONNECTION_LOG, ConnectionLog, ControlClient, format_address
+from chaosnet.address import format_address
+from chaosnet.control import CONNECTION_LOG, ConnectionLog, ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import KVClient, WriteRecord
@@ -349,7 +350,7 @@ class ScenarioRun:
     def _keep_connection_logs(self, stage: Stage) -> None:
         """What each proxy saw, for the reports, read before the teardown removes it."""
         self.result.proxy_addresses = {
-            name: format_address(proxy.address) for name, proxy in stage.proxies.items()
+            name: format_address(*proxy.address) for name, proxy in stage.proxies.items()
         }
         if CONNECTION_LOG not in self.control.extensions:
             return

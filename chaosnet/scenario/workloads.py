@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from chaosnet.address import format_address
 from chaosnet.connection import FramedClient, connect
 from chaosnet.kv import Ack, Failure, KVProtocolError, Put, decode_response, encode_request
 from chaosnet.retry import Endpoint, RetryError, RetryPolicy
@@ -129,7 +130,7 @@ class Request:
         record = self.record
         record.ended = self.ctx.now()
         record.attempts = self.attempts
-        record.endpoint = f"{self.endpoint[0]}:{self.endpoint[1]}" if self.endpoint else None
+        record.endpoint = format_address(*self.endpoint) if self.endpoint else None
         record.key = self.key
         if exc is None and self._wrong is not None:
             exc = WrongAnswer(self._wrong)
@@ -146,7 +147,7 @@ class Request:
                 record.tried = tuple(attempt.describe(origin) for attempt in exc.attempts)
                 where = exc.attempts[-1].endpoint
                 if record.endpoint is None and where is not None:
-                    record.endpoint = f"{where[0]}:{where[1]}"  # the give-up's last attempt
+                    record.endpoint = format_address(*where)  # the give-up's last attempt
         self.ctx.finished(record)
         return isinstance(exc, Exception)  # keep going; Ctrl-C and the like pass through
 
