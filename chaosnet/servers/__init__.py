@@ -32,10 +32,12 @@ if TYPE_CHECKING:
     from chaosnet.servers.ownership import reap_orphans
     from chaosnet.servers.process import ServerProcess
     from chaosnet.servers.readiness import (
+        Command,
         HttpOk,
         Listening,
         LogLine,
         PortAccepts,
+        Probe,
         ReadinessCheck,
         ReadinessContext,
     )
@@ -56,10 +58,12 @@ _HOMES = {
     "chaosnet.servers.process": ("ServerProcess",),
     "chaosnet.address": ("Address",),
     "chaosnet.servers.readiness": (
+        "Command",
         "HttpOk",
         "Listening",
         "LogLine",
         "PortAccepts",
+        "Probe",
         "ReadinessCheck",
         "ReadinessContext",
     ),
@@ -69,6 +73,7 @@ __all__ = [
     "BUILTIN_KINDS",
     "Address",
     "ArgvSpec",
+    "Command",
     "ContainerFactory",
     "ContainerServer",
     "HttpOk",
@@ -78,6 +83,7 @@ __all__ = [
     "ManagedServer",
     "PortAccepts",
     "PortInUse",
+    "Probe",
     "ReadinessCheck",
     "ReadinessContext",
     "RealServer",

@@ -1,7 +1,11 @@
 """``ServerProcess``: any command run as a real server; ``ProcessDriver`` runs it.
 
 The lifecycle (readiness, stop, restart, logs...) is ``ManagedServer``'s; this
-module only launches, signals and reaps a process. The process runs in its own
+module only launches, signals and reaps a process, and chooses the port of a
+command that has ``{port}`` in its argv (a server that cannot bind port 0):
+see ``ports``. It then checks that the process it started is the one listening
+on that port, and on a collision (another process took the port first) starts
+it again on a new one, up to ``port_attempts`` times. The process runs in its own
 session and process group, dies with the thread that spawned it
 (``PR_SET_PDEATHSIG``, see ``spawn``), and writes stdout and stderr to its log
 file (``ServerLog``), kept after it stops for failure reports. The parent keeps
@@ -21,6 +25,7 @@ import subprocess
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -28,8 +33,8 @@ import psutil
 
 from chaosnet.address import Address
 from chaosnet.leaks import Resource
-from chaosnet.servers import spawn
-from chaosnet.servers.errors import ServerError
+from chaosnet.servers import ports, spawn
+from chaosnet.servers.errors import ServerError, ServerExitedEarly
 from chaosnet.servers.lifecycle import (
     DEFAULT_READY_TIMEOUT_S,
     DEFAULT_STOP_GRACE_S,
@@ -45,6 +50,7 @@ from chaosnet.servers.readiness import ReadinessCheck, poll_until
 __all__ = ["ArgvSpec", "ProcessDriver", "ServerProcess"]
 
 SIGNAL_WAIT_S = 2.0
+PORT_ATTEMPTS = 5
 
 #: Servers started by this process: stopped at interpreter exit if still running.
 _live: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
@@ -71,7 +77,19 @@ class ServerProcess(ManagedServer):
         ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
         stop_grace: float = DEFAULT_STOP_GRACE_S,
         log_path: str | os.PathLike[str] | None = None,
+        port_attempts: int = PORT_ATTEMPTS,
     ) -> None:
+        template = None if callable(argv) else list(argv)
+        self._picks_port = template is not None and ports.has_placeholder(template)
+        if template is not None and self._picks_port:
+            if address is not None:
+                raise ValueError(
+                    "ServerProcess: {port} in argv means chaosnet chooses the port; "
+                    f"do not also pass address={address!r}"
+                )
+            argv = partial(ports.substitute, template)
+            address = (ports.LOOPBACK, 0)  # the port is chosen at start
+        self._port_attempts = port_attempts
         first = command_for(argv, address[1] if address else 0)
         if not first:
             raise ValueError("ServerProcess needs a non-empty argv")
@@ -90,7 +108,34 @@ class ServerProcess(ManagedServer):
 
     def start(self) -> Self:
         _live.add(self)
-        return super().start()
+        if not self._picks_port or self.address[1] != 0:  # a restart keeps its port
+            return super().start()
+        return self._start_on_a_chosen_port()
+
+    def _start_on_a_chosen_port(self) -> Self:
+        lost: list[str] = []
+        for _ in range(self._port_attempts):
+            port = ports.pick_free_port()
+            self._address = (ports.LOOPBACK, port)
+            try:
+                super().start()
+            except ServerExitedEarly:
+                self._address = (ports.LOOPBACK, 0)
+                if not ports.taken(port):
+                    raise  # it failed for its own reasons, not for the port
+                lost.append(f"{port} (taken before it could bind)")
+                continue
+            if ports.listens_on(self.pid, port):
+                return self
+            self.stop(grace=0)  # what answered on the port is another process
+            self._address = (ports.LOOPBACK, 0)
+            lost.append(f"{port} (another process listens there)")
+        raise ServerError(
+            f"server {self.name!r}: no port chosen for {{port}} worked in "
+            f"{self._port_attempts} attempts: {', '.join(lost)}",
+            name=self.name,
+            log_tail=self.log_tail(),
+        )
 
 
 class ProcessDriver:

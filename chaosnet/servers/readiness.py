@@ -7,8 +7,9 @@ a server started on port 0 tells us its port and later checks (``PortAccepts``,
 ``HttpOk``) use it: no "find a free port, then bind" race.
 
 A check is anything with the ``ReadinessCheck`` shape: ``describe``, ``poll``
-and whether it needs or learns the server's address. The four below are the
-builtin ones.
+and whether it needs or learns the server's address. The six below are the
+builtin ones; ``Probe`` (a callable, e.g. a Redis PING) and ``Command`` (e.g.
+``redis-cli -p {port} ping``) ask the server itself whether it is ready.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chaosnet.address import Address as Address  # the old name, kept for one release
 from chaosnet.address import format_address
+from chaosnet.errors import ChaosnetError
 
 if TYPE_CHECKING:
     from chaosnet.servers.logs import ServerLog
@@ -207,6 +209,70 @@ class HttpOk:
                 return int(response.status) == 200
         except (urllib.error.URLError, OSError):
             return False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Ready when ``probe((host, port))`` returns something true, e.g. a Redis ``PING``
+    answered ``PONG``. An exception it raises counts as "not yet" and is shown in the
+    not-ready message; each call should bound its own wait (``ATTEMPT_TIMEOUT_S``).
+    """
+
+    probe: Callable[[Address], object]
+    description: str = ""
+    _last_error: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    needs_address = True
+    learns_address = False
+
+    def describe(self) -> str:
+        what = self.description or f"probe {getattr(self.probe, '__name__', repr(self.probe))}"
+        return f"{what} (last: {self._last_error[-1]})" if self._last_error else what
+
+    def poll(self, ctx: ReadinessContext) -> bool:
+        try:
+            return bool(self.probe(ctx.need_address("Probe")))
+        except Exception as exc:  # the server is not ready yet: connection refused, reset...
+            self._last_error[:] = [f"{type(exc).__name__}: {exc}"]
+            return False
+
+
+@dataclass(frozen=True)
+class Command:
+    """Ready when ``argv`` exits with status 0 within ``ATTEMPT_TIMEOUT_S``; ``{host}`` and
+    ``{port}`` in it are the server's address. A program that does not exist is an error
+    at once, not a timeout.
+    """
+
+    argv: Sequence[str]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.argv, str) or not self.argv:
+            raise ValueError(f"Command needs a non-empty argv list, got {self.argv!r}")
+
+    learns_address = False
+
+    @property
+    def needs_address(self) -> bool:
+        return any("{host}" in arg or "{port}" in arg for arg in self.argv)
+
+    def describe(self) -> str:
+        return f"command {' '.join(self.argv)!r} exiting 0"
+
+    def poll(self, ctx: ReadinessContext) -> bool:
+        import subprocess
+
+        argv = list(self.argv)
+        if self.needs_address:
+            host, port = ctx.need_address("Command with {host}/{port}")
+            argv = [arg.replace("{host}", host).replace("{port}", str(port)) for arg in argv]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=ATTEMPT_TIMEOUT_S, check=False)
+        except FileNotFoundError:
+            raise ChaosnetError(f"readiness command not found: {argv[0]!r}") from None
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
 
 
 class ReadinessCheck(Protocol):
