@@ -1,9 +1,10 @@
 """Toxiproxy clients of other languages, unmodified, make every call they have against
 ``chaosnet serve`` and the real Toxiproxy; the two transcripts must be the same.
 
-Clients: toxiproxy-node-client 4.1.0 (npm) and toxiproxy-java 2.1.7 (Maven
-Central). The Go client is covered by Toxiproxy's own ``api_test.go``, which
-drives it, in ``test_toxiproxy_suite.py``; ``toxiproxy-cli`` by ``test_cli.py``.
+Clients: Toxiproxy's Go client (v2.12.0, the module of the server; its own
+``api_test.go`` also drives it, in ``test_toxiproxy_suite.py``),
+toxiproxy-node-client 4.1.0 (npm) and toxiproxy-java 2.1.7 (Maven Central);
+``toxiproxy-cli`` is driven by ``test_cli.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def _both(chaosnet_serve: ChaosnetServe, real_toxiproxy: ToxiproxyBackend) -> di
 
 
 CLIENTS = {
+    "go": (clients.go_client, clients.go_transcript, 30),
     "node": (clients.node_client, clients.node_transcript, 19),
     "java": (clients.java_client, clients.java_transcript, 29),
 }

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from tests import toolchain
 HERE = Path(__file__).resolve().parent
 NODE_CLIENT = "toxiproxy-node-client@4.1.0"
 NODE_HOME = toolchain.ROOT / ".tools" / "node-client"
+GO_SOURCE = HERE / "go" / "main.go"
+GO_HOME = toolchain.ROOT / ".tools" / "go-client"
 JAVA_SOURCES = HERE / "java"
 JAVA_HOME = toolchain.ROOT / ".tools" / "java-client"
 INSTALL_TIMEOUT_S = 300
@@ -80,6 +83,31 @@ def node_transcript(modules: Path, url: str, upstream: str) -> Transcript:
         env=dict(os.environ, NODE_PATH=str(modules)),
     )
     return parse(out, url)
+
+
+def go_client() -> Path | str:
+    """The compiled Go program (Toxiproxy's client at the server's version), built once."""
+    go = shutil.which("go")
+    if go is None:
+        return "a Go toolchain is needed to build the Go client's program"
+    binary = GO_HOME / "go-calls"
+    GO_HOME.mkdir(parents=True, exist_ok=True)
+    with open(GO_HOME / "install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists() or binary.stat().st_mtime < GO_SOURCE.stat().st_mtime:
+            with tempfile.TemporaryDirectory(prefix="go-calls-") as scratch:
+                work = Path(scratch)
+                module = f"{toolchain.TOXIPROXY_MODULE} v{toolchain.TOXIPROXY_VERSION}"
+                (work / "go.mod").write_text(f"module gocalls\n\ngo 1.22\n\nrequire {module}\n")
+                shutil.copy(GO_SOURCE, work / "main.go")
+                env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
+                _run([go, "mod", "tidy"], "go mod tidy (the Go client)", cwd=work, env=env)
+                _run([go, "build", "-o", str(binary), "."], "go build", cwd=work, env=env)
+    return binary
+
+
+def go_transcript(binary: Path, url: str, upstream: str) -> Transcript:
+    return parse(_run([str(binary), url, upstream], "go-calls"), url)
 
 
 def java_client() -> Path | str:
