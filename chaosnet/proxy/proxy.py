@@ -261,14 +261,14 @@ class Proxy:
 
     def _desired_mode(self) -> Mode:
         active = {
-            spec.type_name
+            spec.cls.listener_mode
             for spec in self._listen_phase_toxics()
             if self.accepted - spec.first_seq >= spec.skip_connections
             and self._applies(spec, spec.first_seq + spec.skip_connections)
         }
-        if "refuse_new" in active:
+        if "refuse" in active:
             return "refuse"
-        return "stall" if "stall_accept" in active else "accept"
+        return "stall" if "stall" in active else "accept"
 
     async def _sync_listener(self) -> None:
         listener = self.listener

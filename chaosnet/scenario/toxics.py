@@ -14,11 +14,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.proxy.toxics import Toxic as ToxicType
-from chaosnet.proxy.toxics.base import DEFAULT_STREAM, EXTENSION_FIELDS, Attr
+from chaosnet.proxy.toxics.base import DEFAULT_STREAM, EXTENSION_FIELDS, Attr, FieldError
 from chaosnet.scenario.units import Bytes, KilobytesPerSecond, Micros, Millis
 from chaosnet.seeds import MAX_SEED
 
@@ -81,6 +88,17 @@ class ToxicBase(StrictModel):
         """The chaosnet extension features this toxic needs from the backend."""
         used = [] if REGISTRY[self.type].in_toxiproxy else [self.type]
         return used + list(self.extension_fields())
+
+    @model_validator(mode="after")
+    def _check_across_attributes(self) -> ToxicBase:
+        """The declaration's ``check`` (e.g. slicer's size_variation < average_size)."""
+        toxic = REGISTRY.get(self.type)
+        if toxic is not None:
+            try:
+                toxic.check(self.attributes())
+            except FieldError as exc:
+                raise ValueError(str(exc).removeprefix("attributes.")) from None
+        return self
 
 
 # -- derivation from the declarations ------------------------------------------------------

@@ -14,6 +14,7 @@ from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.proxy.toxics.base import Attr, Toxic
 from chaosnet.scenario.schema import SCHEMA_PATH, build_schema, render
 from chaosnet.scenario.toxics import TOXICS_BY_TYPE, attribute_names, toxic_model
+from tests.scenario.conftest import MINIMAL, WriteScenario, problems_of
 
 BUNDLED = Path(__file__).resolve().parents[2] / "scenarios"
 #: What the real Toxiproxy v2.12 implements (its toxics/ directory): a fact the
@@ -137,6 +138,28 @@ def test_a_model_refuses_what_the_declaration_refuses(
         toxic_model(Sample).model_validate({"type": "sample_decl", **values})
     errors = caught.value.errors()
     assert any(error["loc"][0] == field and message in error["msg"] for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("toxic", "message"),
+    [
+        (
+            "{type: slicer, average_size: 7, size_variation: 7}",
+            "size_variation: must be smaller than average_size (7), got 7",
+        ),
+        (
+            "{type: truncate_frame, header_size: 1, at: header}",
+            'at: "header" needs header_size >= 2 to cut inside it',
+        ),
+    ],
+)
+def test_a_scenario_file_gets_the_declarations_cross_attribute_check(
+    write_scenario: WriteScenario, toxic: str, message: str
+) -> None:
+    """What the API would refuse at run time is refused when the file is loaded, in place."""
+    proxy = f"  main:\n    server: echo\n    toxics: [{toxic}]"
+    text = MINIMAL.replace("  main: {server: echo}", proxy)
+    assert problems_of(write_scenario(text)) == [f"6:14: proxies.main.toxics[0]: {message}"]
 
 
 def test_bundled_scenarios_point_editors_at_the_schema() -> None:

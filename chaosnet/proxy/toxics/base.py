@@ -39,6 +39,7 @@ EndKind = Literal["eof", "fin", "rst"]
 Phase = Literal["stream", "listen", "accept"]
 Stream = Literal["upstream", "downstream"]
 Transport = Literal["tcp", "udp"]
+ListenerMode = Literal["refuse", "stall"]
 AttrKind = Literal["int", "float", "bool", "choice", "int_or_choice"]
 
 STREAMS: tuple[Stream, ...] = ("upstream", "downstream")
@@ -169,7 +170,9 @@ class Toxic:
     - ``in_toxiproxy``: whether the real Toxiproxy has it (if not, it is a chaosnet
       extension: announced in ``/version``, refused by the client for Toxiproxy);
     - ``phase``: ``stream`` (a stage on the data path), ``listen`` (acts on the
-      listening socket) or ``accept`` (acts on each accepted connection);
+      listening socket, in the ``listener_mode`` it declares; ``refuse`` wins
+      over ``stall`` when both apply) or ``accept`` (acts on each accepted
+      connection);
     - ``streams``: the directions it may be added on;
     - ``transports``: the proxy transports it works on;
     - ``protocols``: if not empty, the proxy must speak one of these protocols
@@ -184,6 +187,7 @@ class Toxic:
     attributes: ClassVar[tuple[Attr, ...]] = ()
     in_toxiproxy: ClassVar[bool] = True
     phase: ClassVar[Phase] = "stream"
+    listener_mode: ClassVar[ListenerMode | None] = None
     streams: ClassVar[tuple[Stream, ...]] = STREAMS
     transports: ClassVar[tuple[Transport, ...]] = ("tcp",)
     protocols: ClassVar[tuple[str, ...]] = ()

@@ -17,6 +17,7 @@ from chaosnet.proxy.toxics.base import Toxic
 class RefuseNewToxic(Toxic):
     type_name = "refuse_new"
     phase = "listen"
+    listener_mode = "refuse"
     in_toxiproxy = False
     summary = "refuse new connections, keep existing ones"
     effect = (

@@ -15,6 +15,7 @@ from chaosnet.proxy.toxics.base import Toxic
 class StallAcceptToxic(Toxic):
     type_name = "stall_accept"
     phase = "listen"
+    listener_mode = "stall"
     in_toxiproxy = False
     summary = "accept stall (connect hangs until the client's timeout)"
     effect = (
