@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaosnet.lazy import lazy_exports
-
-__version__ = "0.1.0"
+from chaosnet.version import __version__ as __version__
 
 # The names for type checkers, where each lives at run time, and __all__: a test pins
 # the three together.

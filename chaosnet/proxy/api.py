@@ -29,7 +29,6 @@ from typing import Any
 
 from aiohttp import web
 
-import chaosnet
 from chaosnet.proxy import bodies
 from chaosnet.proxy.addresses import parse_decimal
 from chaosnet.proxy.engine import Engine, PopulateError
@@ -38,6 +37,7 @@ from chaosnet.proxy.httpconn import read_body
 from chaosnet.proxy.metrics import CONTENT_TYPE, Metrics, MetricsOptions
 from chaosnet.proxy.toxics import EXTENSION_TYPES
 from chaosnet.proxy.toxics.base import EXTENSION_FIELDS, MAX_BYTES
+from chaosnet.version import __version__
 
 TOXIPROXY_API_VERSION = "2.12.0"
 #: ``GET /version``'s body, byte for byte as toxiproxy-server writes it (clients compare it).
@@ -89,7 +89,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def identify(request: web.Request, response: web.StreamResponse) -> None:
     """Toxiproxy's request id (a fresh random one per request) and chaosnet's version."""
     response.headers[REQUEST_ID_HEADER] = secrets.token_hex(10)
-    response.headers[CHAOSNET_HEADER] = chaosnet.__version__
+    response.headers[CHAOSNET_HEADER] = __version__
 
 
 async def read_json(request: web.Request) -> Any:
@@ -106,7 +106,7 @@ class Handlers:
     async def chaosnet(self, request: web.Request) -> web.Response:
         return json_response(
             {
-                "version": chaosnet.__version__,
+                "version": __version__,
                 "toxiproxy_api": TOXIPROXY_API_VERSION,
                 "extensions": list(EXTENSIONS),
                 "seed": self.engine.seed,

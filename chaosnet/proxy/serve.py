@@ -20,7 +20,6 @@ import signal
 import sys
 from pathlib import Path
 
-import chaosnet
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.addresses import format_address
 from chaosnet.proxy.api import TOXIPROXY_API_VERSION
@@ -33,6 +32,7 @@ from chaosnet.proxy.loop import new_event_loop
 from chaosnet.proxy.metrics import MetricsOptions
 from chaosnet.proxy.server import ControlServer
 from chaosnet.seeds import fresh_seed
+from chaosnet.version import __version__
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -95,7 +95,7 @@ async def _serve(server: ControlServer, where: str, proxies: list[ProxyConfig]) 
 
 def print_version() -> int:
     """``-version``: toxiproxy-server prints ``toxiproxy-server version 2.12.0``."""
-    print(f"chaosnet serve version {chaosnet.__version__} (Toxiproxy API {TOXIPROXY_API_VERSION})")
+    print(f"chaosnet serve version {__version__} (Toxiproxy API {TOXIPROXY_API_VERSION})")
     return EXIT_OK
 
 
