@@ -21,7 +21,7 @@ proxies:
 client:
   workload: framed
   endpoints: main
-  requests: 30
+  requests: 40
   rate: 100/s
   timeout: 100ms
 timeline:
@@ -31,7 +31,7 @@ timeline:
     enable: main
   - at: 180ms
     add_toxic: {proxy: main, type: latency, name: slow, latency: 30ms}
-  - at: 240ms
+  - at: 300ms
     remove_toxic: {proxy: main, name: slow}
 expect:
   all_answered: true
