@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,7 +26,7 @@ from pydantic import (
 
 from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.proxy.toxics import Toxic as ToxicType
-from chaosnet.proxy.toxics.base import DEFAULT_STREAM, EXTENSION_FIELDS, Attr, FieldError
+from chaosnet.proxy.toxics.base import DEFAULT_STREAM, EXTENSION_FIELDS, MAX_BYTES, Attr, FieldError
 from chaosnet.scenario.units import Bytes, KilobytesPerSecond, Micros, Millis
 from chaosnet.seeds import MAX_SEED
 
@@ -57,10 +58,10 @@ class ToxicBase(StrictModel):
     stream: Literal["upstream", "downstream"] = Field(DEFAULT_STREAM, description=_STREAM_HELP)
     toxicity: float = Field(1.0, ge=0, le=1, description="chance per connection, 0..1")
     skip_connections: int | None = Field(
-        None, ge=0, description="chaosnet extension: spare the first N connections"
+        None, ge=0, le=MAX_BYTES, description="chaosnet extension: spare the first N connections"
     )
     max_connections: int | None = Field(
-        None, ge=1, description="chaosnet extension: affect at most N connections"
+        None, ge=1, le=MAX_BYTES, description="chaosnet extension: affect at most N connections"
     )
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="chaosnet extension: this toxic's random seed"
@@ -113,8 +114,8 @@ def attribute_type(attr: Attr) -> Any:
     if attr.values:
         return Literal[attr.values]
     bounds = Field(ge=attr.minimum, le=attr.maximum)
-    if attr.kind == "float":
-        return Annotated[float, bounds]
+    if attr.kind == "float":  # and the declaration's own checks (MIN_FRACTION)
+        return Annotated[float, bounds, AfterValidator(attr.coerce)]
     if attr.kind == "int_or_choice":  # a string is one of the choices, so no units here
         return Literal[attr.choices] | Annotated[int, bounds]
     number: Any = Annotated[_UNIT_TYPES.get(attr.unit, int), bounds]

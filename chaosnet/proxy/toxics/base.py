@@ -49,6 +49,14 @@ TOXIPROXY_FIELDS = ("name", "type", "stream", "toxicity", "attributes")
 EXTENSION_FIELDS = ("skip_connections", "max_connections", "seed")
 
 MAX_MS = 86_400_000  # a day: any longer delay is a mistake, not a test
+#: The most pieces a stage passes on from one callback. A stage with more to send (a
+#: slicer cutting 1-byte pieces) continues from the timer queue on the next turn, so
+#: one callback costs about what one socket's turn in the poller does.
+EMITS_PER_TURN = 64
+#: The smallest non-zero magnitude a float attribute takes. A toxic's arithmetic on a
+#: subnormal value (a probability of 1e-320) overflows -- log1p(-p) is -p, and a draw
+#: divided by it is infinite -- so every float attribute refuses it here, once.
+MIN_FRACTION = 1e-9
 MAX_BYTES = 2**62
 
 
@@ -133,6 +141,8 @@ class Attr:
             raise self._error(f"must be {or_list(self.values)}, got {value}")
         if not self.minimum <= number <= self.maximum:
             raise self._error(f"must be between {self.minimum:g} and {self.maximum:g}, got {value}")
+        if self.kind == "float" and 0 < abs(number) < MIN_FRACTION:
+            raise self._error(f"must be 0 or at least {MIN_FRACTION:g}, got {value!r}")
         return number
 
     def _number(self, value: object) -> float | int:

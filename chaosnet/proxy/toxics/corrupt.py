@@ -2,7 +2,9 @@
 
 Positions and bits come from the seeded source (the gaps between corrupted bytes
 are drawn from the geometric distribution, so the cost does not grow with the
-traffic), and they repeat exactly for the same seed and the same bytes. With
+traffic), and they repeat exactly for the same seed and the same bytes. One
+callback makes at most ``FLIPS_PER_TURN`` flips; a denser chunk is passed on in
+parts over the next turns, and ``probability: 1`` flips every byte at once. With
 ``body_only`` the toxic follows chaosnet's framing (``header_size``,
 ``byte_order``) and corrupts only payload bytes, so length headers stay intact
 and the receiver still reads whole frames -- with damaged contents.
@@ -13,11 +15,14 @@ from __future__ import annotations
 import math
 
 from chaosnet.framing import FrameScanner
-from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, ToxicSpec
+from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, End, Holding, Pipe, Receiver, ToxicSpec
 from chaosnet.proxy.toxics.framed import FRAMING_ATTRIBUTES, scanner_for
 
+FLIPS_PER_TURN = 1024  # bit flips one callback makes at most (a Python loop each)
+_ONE_BIT = bytes(1 << (value & 7) for value in range(256))  # a random byte -> one bit
 
-class CorruptToxic(Toxic):
+
+class CorruptToxic(Holding[bytes | End]):
     type_name = "corrupt"
     in_toxiproxy = False
     summary = "bit flips (optionally frame bodies only)"
@@ -54,16 +59,57 @@ class CorruptToxic(Toxic):
         if probability <= 0:
             return -1  # never
         draw = self.pipe.rng(self.spec).random()
-        return int(math.log1p(-draw) / math.log1p(-probability))
+        gap = math.log1p(-draw) / math.log1p(-probability)  # finite: probability >= 1e-9
+        return int(min(gap, MAX_BYTES))
 
     def on_data(self, data: bytes) -> None:
+        if self.queue or self.timer is not None:  # behind data still being corrupted
+            self.queue.append(data)
+        else:
+            self._process(data)
+
+    def on_end(self, end: End) -> None:
+        if self.queue or self.timer is not None:
+            self.queue.append(end)
+        else:
+            self.emit_end(end)
+
+    def _process(self, data: bytes) -> None:
+        """Corrupt and pass on what one turn's budget covers; the rest waits for the next."""
+        limit = self._bytes_per_turn()
+        if len(data) > limit:
+            data, rest = data[:limit], data[limit:]
+            self.queue.appendleft(rest)
+            self.timer = self.pipe.call_at(self.pipe.now(), self._resume)
+        self.emit(self._corrupt(data))
+
+    def _resume(self) -> None:
+        self.timer = None
+        if self.queue:
+            item = self.queue.popleft()
+            if isinstance(item, End):
+                self.emit_end(item)
+            else:
+                self._process(item)
+        if self.queue and self.timer is None:
+            self.timer = self.pipe.call_at(self.pipe.now(), self._resume)
+
+    def _bytes_per_turn(self) -> int:
+        probability = self.attr("probability")
+        assert isinstance(probability, float)
+        if probability <= 0 or probability >= 1:
+            return MAX_BYTES  # nothing to flip, or every byte at once (_flip_all)
+        return max(1, int(FLIPS_PER_TURN / probability))
+
+    def _corrupt(self, data: bytes) -> bytes:
         if self.scanner is not None:
             ranges = [(s.start, s.end) for s in self.scanner.scan(data) if s.kind == "body"]
         else:
             ranges = [(0, len(data))]
         if self.gap < 0:
-            self.emit(data)
-            return
+            return data
+        if self.attr("probability") == 1.0:
+            return self._flip_all(data, ranges)
         buffer: bytearray | None = None
         rng = self.pipe.rng(self.spec)
         for start, end in ranges:
@@ -75,7 +121,18 @@ class CorruptToxic(Toxic):
                 self.gap = self._next_gap()
                 position += 1 + self.gap
             self.gap = position - end
-        self.emit(data if buffer is None else bytes(buffer))
+        return data if buffer is None else bytes(buffer)
+
+    def _flip_all(self, data: bytes, ranges: list[tuple[int, int]]) -> bytes:
+        """Every byte in ``ranges`` gets one random bit flipped, in C (no per-byte loop)."""
+        buffer = bytearray(data)
+        rng = self.pipe.rng(self.spec)
+        for start, end in ranges:
+            size = end - start
+            masks = rng.randbytes(size).translate(_ONE_BIT)
+            flipped = int.from_bytes(buffer[start:end]) ^ int.from_bytes(masks)
+            buffer[start:end] = flipped.to_bytes(size)
+        return bytes(buffer)
 
     def on_update(self) -> None:
         self.gap = self._next_gap()
