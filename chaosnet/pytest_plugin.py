@@ -83,6 +83,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION].begin(controller=not hasattr(session.config, "workerinput"))
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears the fixtures down (Ctrl-C)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION, None)
     if state is not None:

@@ -4,7 +4,10 @@ A process writes its stdout and stderr straight into the file; a container's
 output is copied in from the engine by ``refresh`` before every read. chaosnet
 adds lines of its own (``mark``: starting, stopped), so a restart or a stop
 reads clearly in a report. The file is kept after the server stops; one given
-no path lives in a per-process temporary folder removed at interpreter exit.
+no path lives in a per-process temporary folder, ``chaosnet-servers-<pid>-*``,
+removed at interpreter exit. A run killed before its exit (SIGKILL, or a SIGTERM
+nothing handled) cannot remove its folder, so the next process that makes one
+removes those whose process is gone, as ``reap_orphans`` does for containers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 LOG_TAIL_LINES = 20
+LOG_DIR_PREFIX = "chaosnet-servers-"
 
 _log_dir: Path | None = None
 _log_dir_lock = threading.Lock()
@@ -89,11 +93,33 @@ def new_log_path(name: str) -> Path:
     global _log_dir
     with _log_dir_lock:
         if _log_dir is None:
-            _log_dir = Path(tempfile.mkdtemp(prefix=f"chaosnet-servers-{os.getpid()}-"))
+            reap_dead_log_dirs()
+            _log_dir = Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         handle, path = tempfile.mkstemp(prefix=f"{safe}-", suffix=".log", dir=_log_dir)
         os.close(handle)
         return Path(path)
+
+
+def reap_dead_log_dirs(parent: Path | None = None) -> list[Path]:
+    """Remove the log folders of processes that no longer exist; the folders removed."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(f"{LOG_DIR_PREFIX}*-*"):
+        pid_text = folder.name.removeprefix(LOG_DIR_PREFIX).split("-", 1)[0]
+        if pid_text.isascii() and pid_text.isdigit() and not _alive(int(pid_text)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
 
 
 def _remove_default_logs() -> None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def assert_nothing_left(run: Run) -> None:
             time.sleep(0.05)
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
-    leftovers = list(Path("/tmp").glob(f"chaosnet-servers-{run.process.pid}-*"))
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"chaosnet-servers-{run.process.pid}-*"))
     assert not leftovers, leftovers
 
 
@@ -136,3 +137,14 @@ def test_killed_run_leaves_no_server(tmp_path: Path) -> None:
         while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
             assert time.monotonic() < deadline, f"server pid {pid} outlived a killed run"
             time.sleep(0.05)
+    left = list(Path(tempfile.gettempdir()).glob(f"chaosnet-servers-{run.process.pid}-*"))
+    assert left, "the killed run had a log folder (else this test proves nothing)"
+    next_run = subprocess.run(
+        [sys.executable, "-c", "from chaosnet.servers.logs import new_log_path; new_log_path('x')"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=WAIT_S,
+        check=True,
+    )
+    assert next_run.returncode == 0
+    assert not any(folder.exists() for folder in left), "the next start did not reap them"
