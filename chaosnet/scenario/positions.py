@@ -69,7 +69,10 @@ class YamlDocument:
 def parse_yaml(text: str, file: Path) -> YamlDocument:
     """Parse one YAML document; a syntax error becomes a :class:`Problem`, not an exception."""
     positions = Positions(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses non-printable characters at once
+    except yaml.reader.ReaderError as exc:
+        return YamlDocument(None, positions, [_reader_problem(exc, text, file)])
     try:
         bound = _check_bounds(text, file)
         if bound is not None:
@@ -83,6 +86,8 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         return YamlDocument(None, positions, [_syntax_problem(exc, file)])
+    except yaml.reader.ReaderError as exc:
+        return YamlDocument(None, positions, [_reader_problem(exc, text, file)])
     except yaml.YAMLError as exc:
         return YamlDocument(None, positions, [Problem(file, 1, 1, f"YAML error: {exc}")])
     finally:
@@ -131,6 +136,14 @@ def _bound_problem(file: Path, event: yaml.Event, message: str) -> Problem:
     mark = event.start_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     return Problem(file, line, col, f"YAML too complex: {message}")
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: Path) -> Problem:
+    """A character YAML does not allow (NUL, other control characters), where it is."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    col = exc.position - (before.rfind("\n") + 1) + 1
+    return Problem(file, line, col, f"YAML error: character #x{exc.character:04x} is not allowed")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: Path) -> Problem:

@@ -77,6 +77,15 @@ def test_hostile_yaml(tmp_path: Path, text: str, line: int, words: list[str]) ->
     assert_located(validate(path), path, line, "YAML too complex", *words)
 
 
+def test_control_characters(tmp_path: Path) -> None:
+    # Found by the scenario fuzzer: PyYAML's reader raised before any parsing began.
+    path = tmp_path / "nul.yaml"
+    path.write_text(BASE.replace("  requests: 1", "  requests: 1\x00"))
+    result = validate(path)
+    assert_located(result, path, 10, "character #x0000 is not allowed")
+    assert result.stderr.splitlines()[0].startswith(f"{path}:10:14:")
+
+
 def test_oversized_file(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(BASE + "#" * 2_000_000 + "\n")
