@@ -12,6 +12,7 @@ its direction's chain on every live connection it applies to.
 
 from __future__ import annotations
 
+import resource
 import socket
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from chaosnet.proxy.runtime import Runtime
 
 INTERNAL_ERROR = 500
+FD_HEADROOM = 32  # descriptors a proxy never takes: the API's, and upstream sockets' own
 
 
 class Proxy:
@@ -133,6 +135,13 @@ class Proxy:
         record = self.log.opening(format_address(*address))
         self.runtime.counters.connection_opened(self.name)
         link: Link | None = None
+        if _descriptors_short(sock):
+            record.error = (
+                f"refused: the proxy is out of file descriptors ({sock.fileno() + 1} of "
+                f"{_descriptor_limit()} in use; {FD_HEADROOM} are kept for the control API)"
+            )
+            self._refuse(sock, None, record)
+            return
         try:
             tune(sock)
             if self._reset_on_accept(sock, seq, record.toxics):
@@ -315,3 +324,19 @@ def normalise_listen(listen: str) -> str:
     """``listen`` as it will be shown: loopback for an empty host, names resolved."""
     host, port = parse_listen(listen)
     return format_address(resolve_listen_host(host), port)
+
+
+def _descriptor_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _descriptors_short(sock: socket.socket) -> bool:
+    """Fewer than ``FD_HEADROOM`` descriptors are left after ``sock``.
+
+    The kernel hands out the lowest free descriptor, so a new socket numbered near
+    the limit means nearly all below it are in use. Refusing (RST, logged) then keeps
+    the descriptors the control API and the upstream sockets need: the API keeps
+    answering, and a client is told at once instead of waiting in the backlog.
+    """
+    limit = _descriptor_limit()
+    return limit != resource.RLIM_INFINITY and sock.fileno() >= limit - FD_HEADROOM
