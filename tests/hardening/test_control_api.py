@@ -206,6 +206,7 @@ def test_half_closed_request_is_answered(server: EmbeddedServer) -> None:
         b"GET /version HTTP/9.9\r\nHost: localhost\r\n\r\n",
         b"GET /version HTTP/1.1\r\nHost: localhost\r\nContent-Length: -4\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls",
+        b"GET /version HTTP/1.1\r\nHost: localhost\r\nExpect: gzip\r\n\r\n",  # fuzzer
     ],
     ids=[
         "FOO",
@@ -217,6 +218,7 @@ def test_half_closed_request_is_answered(server: EmbeddedServer) -> None:
         "version",
         "length",
         "tls",
+        "expect",
     ],
 )
 def test_parser_errors_are_json(server: EmbeddedServer, raw: bytes) -> None:
