@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,6 +28,7 @@ from chaosnet.settings import OPTIONS, resolve_session_settings
 from chaosnet.testrun import SessionState, TestRun
 
 SESSION = pytest.StashKey[SessionState]()
+F = TypeVar("F", ServerFactory, ContainerFactory)
 RUN = pytest.StashKey[TestRun]()
 
 
@@ -150,19 +151,18 @@ def kv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
 @pytest.fixture
 def server_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
     """Factory: ``server_process(argv, ready=..., env=..., cwd=...)`` starts any real server."""
-    factory = ServerFactory(tmp_path)
-    _run(request.node).watch(factory)
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
+    yield from _watched(request, ServerFactory(tmp_path))
 
 
 @pytest.fixture
 def docker_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContainerFactory]:
     """Factory: ``docker_server(image, command, ready=..., env=...)`` runs a container as a
     real server (host networking, loopback); every container is removed at teardown."""
-    factory = ContainerFactory(tmp_path)
+    yield from _watched(request, ContainerFactory(tmp_path))
+
+
+def _watched(request: pytest.FixtureRequest, factory: F) -> Iterator[F]:
+    """A factory whose servers the test's report shows, all stopped at teardown."""
     _run(request.node).watch(factory)
     try:
         yield factory

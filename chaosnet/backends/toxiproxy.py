@@ -12,8 +12,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from chaosnet.backends.served import ServedBackend
 from chaosnet.errors import ChaosnetError
-from chaosnet.servers.errors import ServerError
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import HttpOk, Listening
 
@@ -37,43 +37,21 @@ def find_toxiproxy(binary: Path | None) -> Path:
     return Path(found)
 
 
-class ToxiproxyBackend:
+class ToxiproxyBackend(ServedBackend[ServerProcess]):
     name = "toxiproxy"
 
     def __init__(self, binary: Path | None = None, args: Sequence[str] = ()) -> None:
+        super().__init__()
         self._binary = binary
         self._args = tuple(args)  # more toxiproxy-server flags, e.g. -proxy-metrics
-        self._process: ServerProcess | None = None
 
-    @property
-    def url(self) -> str:
-        if self._process is None:
-            raise ChaosnetError("toxiproxy backend is not started")
-        host, port = self._process.address
-        return f"http://{host}:{port}"
-
-    def start(self) -> None:
-        process = ServerProcess(
+    def new_server(self) -> ServerProcess:
+        return ServerProcess(
             [str(find_toxiproxy(self._binary)), "-host", "127.0.0.1", "-port", "0", *self._args],
             name=BINARY_NAME,
             ready=[Listening(), HttpOk("/version")],
             ready_timeout=START_TIMEOUT_S,
         )
-        try:
-            process.start()
-        except ServerError as exc:
-            raise ChaosnetError(f"toxiproxy backend did not start: {exc}") from None
-        self._process = process
 
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.stop()
-
-    def take_errors(self) -> list[BaseException]:
-        if self._process is not None and self._process.crashed:
-            return [ChaosnetError(f"toxiproxy-server crashed:\n{self._process.log_tail()}")]
-        return []
-
-    def log_tail(self, lines: int = 40) -> str:
-        return self._process.log_tail(lines) if self._process is not None else ""
+    def crash_title(self) -> str:
+        return f"{BINARY_NAME} crashed"

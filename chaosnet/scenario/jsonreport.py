@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import chaosnet
 from chaosnet.scenario.result import ScenarioResult
+from chaosnet.version import __version__
 
 FORMAT_VERSION = 1
 
@@ -19,7 +19,7 @@ def build(
 ) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
-        "chaosnet": chaosnet.__version__,
+        "chaosnet": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "backend": backend,
         "seed": seed,
