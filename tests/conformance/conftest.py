@@ -109,6 +109,11 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         url = request.getfixturevalue("real_toxiproxy").url
     chosen = Backend(request.param, url)
     yield chosen
+    delete_all_proxies(url)
+
+
+def delete_all_proxies(url: str) -> None:
+    """Leave the server at ``url`` as a fresh one: no proxy."""
     cleaner = Api(url)
     try:
         for name in cleaner.get("/proxies").body:

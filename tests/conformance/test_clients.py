@@ -14,19 +14,10 @@ import pytest
 from chaosnet.backends.toxiproxy import ToxiproxyBackend
 from tests import toolchain
 from tests.conformance import clients
-from tests.conformance.conftest import ChaosnetServe
-from tests.proxy.support import Api, Upstream
+from tests.conformance.conftest import ChaosnetServe, delete_all_proxies
+from tests.proxy.support import Upstream
 
 pytestmark = pytest.mark.timeout(clients.INSTALL_TIMEOUT_S + 2 * clients.RUN_TIMEOUT_S)
-
-
-def _clear(url: str) -> None:
-    api = Api(url)
-    try:
-        for name in api.get("/proxies").body:
-            api.delete(f"/proxies/{name}")
-    finally:
-        api.close()
 
 
 def _both(chaosnet_serve: ChaosnetServe, real_toxiproxy: ToxiproxyBackend) -> dict[str, str]:
@@ -55,7 +46,7 @@ def test_client_makes_every_call_as_on_toxiproxy(
     upstream = f"127.0.0.1:{echo_server.port}"
     transcripts = {}
     for name, url in _both(chaosnet_serve, real_toxiproxy).items():
-        _clear(url)
+        delete_all_proxies(url)
         transcripts[name] = transcript(installed, url, upstream)
     chaosnet, toxiproxy = transcripts["chaosnet"], transcripts["toxiproxy"]
     assert [line["call"] for line in chaosnet] == [line["call"] for line in toxiproxy]

@@ -23,25 +23,6 @@ POPULATE_FILE = toolchain.ROOT / "toxiproxy.json"
 PROXY_FIELDS = {"name", "listen", "upstream", "enabled"}  # what Toxiproxy's populate reads
 
 
-@pytest.fixture(scope="module")
-def compose_config() -> dict[str, Any]:
-    """The file as Compose v1 resolves it (``docker-compose config`` validates it)."""
-    compose = shutil.which("docker-compose")
-    if compose is None:
-        toolchain.missing("docker-compose (Compose v1) is not installed")
-    done = subprocess.run(
-        [str(compose), "--file", str(COMPOSE_FILE), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=COMPOSE_ENV,
-        check=False,
-    )
-    assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
-    config: dict[str, Any] = yaml.safe_load(done.stdout)
-    return config
-
-
 #: What the files read from the environment; unset, each has its documented default.
 COMPOSE_VARIABLES = ("TOXIPROXY_IMAGE", "REDIS_IMAGE", "TOXIPROXY_PORT", "TOXIPROXY_CONFIG")
 COMPOSE_ENV = {
@@ -49,25 +30,30 @@ COMPOSE_ENV = {
 }
 
 
-def test_the_chaosnet_override_swaps_only_the_image_and_health_check() -> None:
+@pytest.fixture(scope="module")
+def compose_config() -> dict[str, Any]:
+    """The file as Compose v1 resolves it (``docker-compose config`` validates it)."""
+    return resolved([COMPOSE_FILE])
+
+
+def resolved(files: list[Path]) -> dict[str, Any]:
+    """``docker-compose config`` of ``files`` (later ones override), the variables unset."""
     compose = shutil.which("docker-compose")
     if compose is None:
         toolchain.missing("docker-compose (Compose v1) is not installed")
         raise AssertionError("unreachable")
-    configs = []
-    for files in ([COMPOSE_FILE], [COMPOSE_FILE, CHAOSNET_OVERRIDE]):
-        argv = [str(compose)] + [arg for path in files for arg in ("--file", str(path))]
-        done = subprocess.run(
-            [*argv, "config"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=COMPOSE_ENV,
-            check=False,
-        )
-        assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
-        configs.append(yaml.safe_load(done.stdout)["services"]["toxiproxy"])
-    toxiproxy, chaosnet = configs
+    argv = [compose] + [arg for path in files for arg in ("--file", str(path))]
+    done = subprocess.run(
+        [*argv, "config"], capture_output=True, text=True, timeout=60, env=COMPOSE_ENV, check=False
+    )
+    assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def test_the_chaosnet_override_swaps_only_the_image_and_health_check() -> None:
+    configs = [resolved(files) for files in ([COMPOSE_FILE], [COMPOSE_FILE, CHAOSNET_OVERRIDE])]
+    toxiproxy, chaosnet = (config["services"]["toxiproxy"] for config in configs)
     assert chaosnet["image"] == "chaosnet:latest"
     assert "/toxiproxy-cli" not in chaosnet["healthcheck"]["test"]
     for key in ("command", "volumes", "network_mode", "depends_on"):
