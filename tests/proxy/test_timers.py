@@ -9,6 +9,7 @@ that timers of a removed toxic or a closed connection are gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -389,6 +390,19 @@ HOLDING = [
 PAYLOAD = bytes(range(256)) * 16
 
 
+@contextlib.contextmanager
+def held_by(
+    server: EmbeddedServer, api: Api, upstream: Upstream, kind: str, attributes: dict[str, int]
+) -> Iterator[socket.socket]:
+    """A connection whose replies a ``kind`` toxic on proxy ``p`` is holding (timer armed)."""
+    address = listen_address(api.create_proxy("p", upstream.address))
+    api.add_toxic("p", kind, attributes=attributes)
+    with connect(address) as sock:
+        sock.sendall(PAYLOAD)
+        wait_for(lambda: pending_timers(server) == 1 and held_bytes(server) > 0)
+        yield sock
+
+
 @pytest.mark.parametrize(("kind", "attributes"), HOLDING)
 def test_removing_a_holding_toxic_passes_on_everything_in_order(
     server: EmbeddedServer,
@@ -397,11 +411,7 @@ def test_removing_a_holding_toxic_passes_on_everything_in_order(
     kind: str,
     attributes: dict[str, int],
 ) -> None:
-    address = listen_address(api.create_proxy("p", echo_server.address))
-    api.add_toxic("p", kind, attributes=attributes)
-    with connect(address) as sock:
-        sock.sendall(PAYLOAD)
-        wait_for(lambda: pending_timers(server) == 1 and held_bytes(server) > 0)
+    with held_by(server, api, echo_server, kind, attributes) as sock:
         assert api.delete(f"/proxies/p/toxics/{kind}_downstream").status == 204
         assert recv_exactly(sock, len(PAYLOAD)) == PAYLOAD
         assert (pending_timers(server), held_bytes(server)) == (0, 0)
@@ -415,11 +425,7 @@ def test_closing_a_connection_drops_what_a_holding_toxic_held(
     kind: str,
     attributes: dict[str, int],
 ) -> None:
-    address = listen_address(api.create_proxy("p", echo_server.address))
-    api.add_toxic("p", kind, attributes=attributes)
-    with connect(address) as sock:
-        sock.sendall(PAYLOAD)
-        wait_for(lambda: pending_timers(server) == 1 and held_bytes(server) > 0)
+    with held_by(server, api, echo_server, kind, attributes) as sock:
         api.post("/proxies/p", {"enabled": False})
         wait_for(lambda: pending_timers(server) == 0)
         assert held_bytes(server) == 0
