@@ -53,6 +53,8 @@ class Upstreams:
     source: Address
     bulk_sink: Address
     bulk_source: Address
+    udp_echo: Address
+    udp_sink: Address
 
 
 @dataclass

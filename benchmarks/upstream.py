@@ -5,7 +5,12 @@
   a huge size streams until the client goes away;
 - ``bulk_sink``: reads an 8-byte size, then that many bytes, answers 8 bytes, closes
   (no half-close: Toxiproxy closes both directions when one ends);
-- ``bulk_source``: like ``source``.
+- ``bulk_source``: like ``source``;
+- ``udp_echo``: sends every datagram back to its sender;
+- ``udp_sink``: counts datagrams and the first and last arrival times; a datagram
+  ``\x00reset`` clears the count and ``\x00count`` is answered with
+  ``!QQQ`` (count, first and last arrival in ``time.monotonic_ns()``). The control
+  datagrams go straight to it, never through a proxy.
 
 ``echo`` and ``source`` serve many connections on one uvloop loop with small
 ``asyncio.Protocol`` objects (no task per connection, no copy on the echo path).
@@ -28,6 +33,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from typing import cast
 
 from chaosnet.proxy.loop import new_event_loop
@@ -121,6 +127,47 @@ def _bulk_source(conn: socket.socket) -> None:
             left -= piece
 
 
+UDP_BUFFER = 4 << 20  # asked for; the kernel caps it at net.core.rmem_max
+COUNT = struct.Struct("!QQQ")
+
+
+def _udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER)
+    sock.bind((HOST, 0))
+    return sock
+
+
+def _udp_echo(sock: socket.socket) -> None:
+    buffer = bytearray(1 << 16)
+    view = memoryview(buffer)
+    while True:
+        count, address = sock.recvfrom_into(buffer)
+        with contextlib.suppress(OSError):
+            sock.sendto(view[:count], address)
+
+
+def _udp_sink(sock: socket.socket) -> None:
+    buffer = bytearray(1 << 16)
+    clock = time.monotonic_ns
+    count = first = last = 0
+    while True:
+        size, address = sock.recvfrom_into(buffer)
+        if size and buffer[0] == 0:
+            if buffer[1:size] == b"count":
+                sock.sendto(COUNT.pack(count, first, last), address)
+            else:
+                count = first = last = 0
+                sock.sendto(b"ok", address)
+            continue
+        last = clock()
+        if not count:
+            first = last
+        count += 1
+
+
 def _serve_threads(listener: socket.socket, handler: object) -> None:
     assert callable(handler)
     while True:
@@ -162,6 +209,10 @@ async def _main() -> None:
     for kind, handler in (("bulk_sink", _bulk_sink), ("bulk_source", _bulk_source)):
         sock = _listen()
         threading.Thread(target=_serve_threads, args=(sock, handler), daemon=True).start()
+        _announce(kind, sock)
+    for kind, serve in (("udp_echo", _udp_echo), ("udp_sink", _udp_sink)):
+        sock = _udp_socket()
+        threading.Thread(target=serve, args=(sock,), daemon=True).start()
         _announce(kind, sock)
     print(READY_LINE, flush=True)
     await stopping.wait()

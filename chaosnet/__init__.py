@@ -3,7 +3,7 @@
 What a user needs is importable from here; each name loads its module on first
 use, so ``import chaosnet`` (and ``import chaosnet.retry``) pulls in no
 third-party module. The primitives (``retry``, ``framing``, ``connection``,
-``address``) import only the standard library; the rest is the harness.
+``datagram``, ``address``) import only the standard library; the rest is the harness.
 
 Public: this package's names, ``chaosnet.servers``, ``chaosnet.scenario``'s
 documented API, the pytest plugin and the CLI. Internal (no stability promise):
@@ -41,6 +41,13 @@ if TYPE_CHECKING:
         Chaos,
         Proxy,
         ToxicHandle,
+    )
+    from chaosnet.datagram import (
+        AsyncDatagramClient,
+        DatagramClient,
+        DatagramTooLarge,
+        MalformedReply,
+        NoReply,
     )
     from chaosnet.delivery import (
         DeliveryError,
@@ -125,6 +132,13 @@ _HOMES = {
         "RequestMayHaveBeenDelivered",
         "connect",
     ),
+    "chaosnet.datagram": (
+        "AsyncDatagramClient",
+        "DatagramClient",
+        "DatagramTooLarge",
+        "MalformedReply",
+        "NoReply",
+    ),
     "chaosnet.kv": (
         "AsyncKVClient",
         "KVClient",
@@ -170,6 +184,7 @@ _HOMES = {
 }
 __all__ = [
     "Address",
+    "AsyncDatagramClient",
     "AsyncFramedClient",
     "AsyncKVClient",
     "Chaos",
@@ -178,6 +193,8 @@ __all__ = [
     "ContainerServer",
     "ControlClient",
     "ControlError",
+    "DatagramClient",
+    "DatagramTooLarge",
     "DeliveryError",
     "DeliveryLedger",
     "EmbeddedServer",
@@ -192,6 +209,8 @@ __all__ = [
     "LeakError",
     "Listening",
     "LogLine",
+    "MalformedReply",
+    "NoReply",
     "PortAccepts",
     "Proxy",
     "ReadinessCheck",

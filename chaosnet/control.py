@@ -35,6 +35,8 @@ EXTENSION_TOXIC_FIELDS = EXTENSION_FIELDS
 TOXIPROXY_TOXIC_TYPES = frozenset(TOXIPROXY_TYPES)
 #: The extension feature name for ``GET /proxies/{name}/connections``.
 CONNECTION_LOG = "connections"
+#: The extension feature name for datagram proxies (``"transport": "udp"``).
+DATAGRAM_PROXIES = "udp"
 
 
 class ControlError(ChaosnetError):
@@ -94,15 +96,20 @@ class ProxyInfo:
     upstream: str
     enabled: bool
     toxics: list[ToxicInfo]
+    transport: str = "tcp"
+    flow_timeout: int | None = None  # ms, datagram proxies only
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ProxyInfo:
+        flow_timeout = body.get("flow_timeout")
         return cls(
             name=str(body["name"]),
             listen=str(body["listen"]),
             upstream=str(body["upstream"]),
             enabled=bool(body.get("enabled", True)),
             toxics=[ToxicInfo.from_json(t) for t in body.get("toxics") or []],
+            transport=str(body.get("transport", "tcp")),
+            flow_timeout=None if flow_timeout is None else int(flow_timeout),
         )
 
     @property
@@ -112,7 +119,11 @@ class ProxyInfo:
 
 @dataclass(frozen=True)
 class ConnectionRecord:
-    """One proxied connection, as the embedded server's connection log reports it."""
+    """One proxied connection (or datagram flow), as the embedded server's log reports it.
+
+    The ``datagrams_*`` counts and ``toxic_counts`` (toxic name -> {"dropped",
+    "duplicated", "reordered", "truncated", "corrupted"}) are a datagram flow's.
+    """
 
     id: int
     client: str
@@ -123,7 +134,10 @@ class ConnectionRecord:
     closed_by: str | None
     close_kind: str | None
     toxics: list[str]
-    error: str | None = None  # why the proxy closed it, when that was an error
+    datagrams_upstream: int = 0
+    datagrams_downstream: int = 0
+    toxic_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    error: str | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ConnectionRecord:
@@ -137,6 +151,12 @@ class ConnectionRecord:
             closed_by=body.get("closed_by"),
             close_kind=body.get("close_kind"),
             toxics=[str(t) for t in body.get("toxics") or []],
+            datagrams_upstream=int(body.get("datagrams_upstream", 0)),
+            datagrams_downstream=int(body.get("datagrams_downstream", 0)),
+            toxic_counts={
+                str(name): {str(k): int(v) for k, v in counts.items()}
+                for name, counts in (body.get("toxic_counts") or {}).items()
+            },
             error=body.get("error"),
         )
 
@@ -215,9 +235,32 @@ class ControlClient:
         return ProxyInfo.from_json(self._request("GET", f"/proxies/{_seg(name)}"))
 
     def create_proxy(
-        self, name: str, upstream: str, *, listen: str = "127.0.0.1:0", enabled: bool = True
+        self,
+        name: str,
+        upstream: str,
+        *,
+        listen: str = "127.0.0.1:0",
+        enabled: bool = True,
+        transport: str = "tcp",
+        flow_timeout: int | None = None,
     ) -> ProxyInfo:
-        body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        """Create a proxy; ``transport="udp"`` (a datagram proxy, with ``flow_timeout``
+        in ms) is a chaosnet extension, refused by name on any other backend."""
+        body: dict[str, Any] = {
+            "name": name,
+            "listen": listen,
+            "upstream": upstream,
+            "enabled": enabled,
+        }
+        if transport != "tcp":
+            if DATAGRAM_PROXIES not in self.extensions:
+                raise UnsupportedByBackend(
+                    f"transport {transport!r} (datagram proxies are a chaosnet extension)",
+                    self.backend,
+                )
+            body["transport"] = transport
+        if flow_timeout is not None:
+            body["flow_timeout"] = flow_timeout
         return ProxyInfo.from_json(self._request("POST", "/proxies", body))
 
     def update_proxy(self, name: str, **fields: Any) -> ProxyInfo:

@@ -113,6 +113,7 @@ class Proxy:
         self.address: Address = info.address
         #: What was done to it through this handle, oldest first (the picture of a test).
         self.history: list[ProxyChange] = []
+        self.transport = info.transport
 
     @contextmanager
     def recording(self, action: str, toxic: str = "", detail: str = "") -> Iterator[None]:
@@ -234,12 +235,26 @@ class Chaos:
         return list(self._proxies)
 
     def proxy(
-        self, upstream: Upstream, name: str | None = None, *, listen: str = "127.0.0.1:0"
+        self,
+        upstream: Upstream,
+        name: str | None = None,
+        *,
+        listen: str = "127.0.0.1:0",
+        transport: str = "tcp",
+        flow_timeout: int | None = None,
     ) -> Proxy:
-        """Create a proxy to ``upstream``, listening on a fresh loopback port."""
+        """Create a proxy to ``upstream``, listening on a fresh loopback port.
+
+        ``transport="udp"`` makes a datagram proxy (chaosnet backends only), whose
+        idle flows end after ``flow_timeout`` ms (default 30,000).
+        """
         short_name = _UNSAFE.sub("-", name) if name else self._next_name()
         info = self.client.create_proxy(
-            self.name_prefix + short_name, upstream_text(upstream), listen=listen
+            self.name_prefix + short_name,
+            upstream_text(upstream),
+            listen=listen,
+            transport=transport,
+            flow_timeout=flow_timeout,
         )
         seed = None if self.seed is None else derive_seed(self.seed, short_name)
         proxy = Proxy(self.client, info, seed=seed)

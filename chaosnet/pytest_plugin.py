@@ -148,6 +148,12 @@ def kv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     yield from _session_server("kv", tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def udp_echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A UDP server answering each chaosnet.datagram request with its payload."""
+    yield from _session_server("udp_echo", tmp_path_factory)
+
+
 @pytest.fixture
 def server_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
     """Factory: ``server_process(argv, ready=..., env=..., cwd=...)`` starts any real server."""

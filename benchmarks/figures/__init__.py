@@ -8,6 +8,7 @@ from benchmarks.figures import (
     bandwidth_toxic,
     connect_rate,
     control_plane,
+    datagrams,
     latency_toxic,
     plugin_cost,
     primitives,
@@ -28,4 +29,5 @@ FIGURES: dict[str, Callable[[Context], list[Row]]] = {
     "7": plugin_cost.run,
     "8": scale.run,
     "9": primitives.run,
+    "10": datagrams.run,
 }

@@ -88,9 +88,9 @@ def coverage_lines(outcome: Exploration) -> list[str]:
     if combos:
         shown = ", ".join(f"{' + '.join(c)} x{n}" for c, n in combos)
         more = len(outcome.combinations) - len(combos)
-        lines.append(f"faults at once: {shown}" + (f" (+{more} more)" if more > 0 else ""))
+        lines.append(f"combinations: {shown}" + (f" (+{more} more)" if more > 0 else ""))
     else:
-        lines.append("faults at once: none (no two faults overlapped)")
+        lines.append("combinations: none (every schedule had one fault)")
     return lines
 
 

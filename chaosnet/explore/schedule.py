@@ -10,7 +10,6 @@ resumed; a restart is one step. This module needs no Hypothesis.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,15 +95,6 @@ class Schedule:
     def kinds(self) -> list[str]:
         """The fault kinds in it, a toxic by its type: ``["disable", "reset_peer"]``."""
         return [f.toxic if f.kind == "toxic" and f.toxic else f.kind for f in self.faults]
-
-    def overlapping_kinds(self) -> list[tuple[str, str]]:
-        """Each pair of faults that are on at the same time, as their kinds (sorted)."""
-        kinds = self.kinds()
-        return [
-            (min(kinds[i], kinds[j]), max(kinds[i], kinds[j]))
-            for i, j in itertools.combinations(range(len(self.faults)), 2)
-            if _overlap(self.faults[i], self.faults[j])
-        ]
 
     def to_yaml(self) -> str:
         """The schedule as a scenario ``timeline:``, ready to paste into a file."""

@@ -82,7 +82,7 @@ class Exploration:
     flaky: bool = False
     verified: bool | None = None  # the kept failure failed DEFAULT_VERIFY more runs in a row
     kinds: Counter[str] = field(default_factory=Counter)
-    combinations: Counter[tuple[str, ...]] = field(default_factory=Counter)  # pairs at once
+    combinations: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
     @property
     def per_second(self) -> float:
@@ -287,8 +287,10 @@ class Explorer:
                 result = again
                 break
         example = Example(self.outcome.examples, schedule, result)
-        self.outcome.kinds.update(schedule.kinds())
-        self.outcome.combinations.update(schedule.overlapping_kinds())
+        kinds = schedule.kinds()
+        self.outcome.kinds.update(kinds)
+        if len(kinds) > 1:
+            self.outcome.combinations[tuple(sorted(kinds))] += 1
         if example.failed:
             self._failures.append(example)
             self.outcome.failures_seen += 1

@@ -49,7 +49,7 @@ MAX_BODY = 1 << 20
 MAX_WAIT_MS = 60_000  # a connection-log wait never holds a request longer
 INTERNAL_ERROR = 500
 #: Extension features announced in ``GET /chaosnet`` (toxic types, toxic fields, endpoints).
-EXTENSIONS = (*EXTENSION_TYPES, *EXTENSION_FIELDS, "connections")
+EXTENSIONS = (*EXTENSION_TYPES, *EXTENSION_FIELDS, "connections", "udp")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
@@ -152,7 +152,7 @@ class Handlers:
 
     async def create_toxic(self, request: web.Request) -> web.Response:
         proxy = self.engine.get(request.match_info["proxy"])
-        spec = bodies.new_toxic(await read_json(request))
+        spec = bodies.new_toxic(await read_json(request), proxy.check_fits)
         await proxy.add_toxic(spec)
         return json_response(spec.to_json())
 

@@ -10,10 +10,11 @@ proxy back with its ``toxics`` list when saving it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chaosnet.proxy.addresses import parse_listen, parse_upstream
+from chaosnet.proxy.datagram.proxy import MAX_FLOW_TIMEOUT_MS
 from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import BAD_REQUEST, ApiError, bad_request
 from chaosnet.proxy.toxics import REGISTRY
@@ -22,9 +23,11 @@ from chaosnet.proxy.toxics.base import (
     MAX_BYTES,
     STREAMS,
     TOXIPROXY_FIELDS,
+    TRANSPORTS,
     FieldError,
     Toxic,
     ToxicSpec,
+    Transport,
 )
 from chaosnet.seeds import MAX_SEED
 
@@ -88,7 +91,33 @@ def proxy_config(body: Any, *, where: str = "") -> ProxyConfig:
         raise bad_request(f"missing required field: upstream{where}")
     listen = _string(body, "listen", where=where) or ""
     enabled = _bool(body, "enabled", where=where)
-    return ProxyConfig(name, listen, upstream, True if enabled is None else enabled)
+    transport, flow_timeout = _transport(body, where)
+    return ProxyConfig(
+        name, listen, upstream, True if enabled is None else enabled, transport, flow_timeout
+    )
+
+
+def _transport(body: Mapping[str, Any], where: str) -> tuple[Transport, int | None]:
+    """``transport`` (chaosnet: "tcp" or "udp") and the datagram-only ``flow_timeout``."""
+    given = (_string(body, "transport", where=where) or "tcp").lower()
+    transport = next((t for t in TRANSPORTS if t == given), None)
+    if transport is None:
+        raise bad_request(f'transport{where}: must be "tcp" or "udp", got {body["transport"]!r}')
+    flow_timeout = None
+    if body.get("flow_timeout") is not None:
+        if transport != "udp":
+            raise bad_request(
+                f"flow_timeout{where}: only datagram proxies have flows (transport udp)"
+            )
+        flow_timeout = _count(
+            body["flow_timeout"], f"flow_timeout{where}", minimum=1, maximum=MAX_FLOW_TIMEOUT_MS
+        )
+    if transport == "udp" and body.get("protocol") is not None:
+        raise bad_request(
+            f"protocol{where}: not supported on a datagram proxy (transport udp): "
+            "no framer for datagrams"
+        )
+    return transport, flow_timeout
 
 
 def check_addresses(config: ProxyConfig) -> None:
@@ -122,7 +151,9 @@ def proxy_update(body: Any) -> tuple[str | None, str | None, bool | None]:
 # -- toxics -------------------------------------------------------------------------------------
 
 
-def new_toxic(body: Any) -> ToxicSpec:
+def new_toxic(body: Any, fits: Callable[[type[Toxic]], None] | None = None) -> ToxicSpec:
+    """A toxic from a request body; ``fits`` (the proxy's) refuses a type that does not
+    fit the proxy before its attributes are looked at."""
     body = expect_object(body)
     _reject_unknown_fields(body)
     given_stream = (_string(body, "stream") or "").lower()
@@ -133,6 +164,8 @@ def new_toxic(body: Any) -> ToxicSpec:
     if cls is None:
         known = ", ".join(sorted(REGISTRY))
         raise ApiError(BAD_REQUEST, "invalid toxic type", f"{type_name!r} (known: {known})")
+    if fits is not None:
+        fits(cls)
     stream = given_stream or cls.default_stream()
     if stream not in cls.streams:
         raise bad_request(f"stream: {type_name} applies to {' and '.join(cls.streams)} only")

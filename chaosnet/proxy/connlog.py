@@ -99,6 +99,8 @@ def _no_bytes() -> tuple[int, int]:
 
 
 class ConnectionLog:
+    record_type: type[ConnectionRecord] = ConnectionRecord  # a flow log keeps flow records
+
     def __init__(self, history: int = DEFAULT_HISTORY) -> None:
         self.history = history
         self.opened = 0
@@ -109,7 +111,7 @@ class ConnectionLog:
     def opening(self, client: str) -> ConnectionRecord:
         self.opened += 1
         self.open += 1
-        record = ConnectionRecord(self.opened, client)
+        record = self.record_type(self.opened, client)
         self._records.append(record)
         self._wake()
         return record

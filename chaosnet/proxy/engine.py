@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
+from chaosnet.proxy.datagram.proxy import DEFAULT_FLOW_TIMEOUT_MS, DatagramProxy
 from chaosnet.proxy.errors import ApiError, proxy_exists, proxy_not_found
 from chaosnet.proxy.proxy import Proxy
 from chaosnet.proxy.runtime import Runtime
@@ -30,6 +31,8 @@ class ProxyConfig:
     listen: str
     upstream: str
     enabled: bool = True
+    transport: str = "tcp"  # "udp": a datagram proxy (chaosnet extension)
+    flow_timeout: int | None = None  # ms, datagram proxies only (None: the default)
 
 
 class Engine:
@@ -73,11 +76,17 @@ class Engine:
     async def create(self, config: ProxyConfig) -> Proxy:
         if config.name in self.proxies:
             raise proxy_exists(config.name)
-        proxy = Proxy(self.runtime, config.name, config.listen, config.upstream)
-        if config.enabled:
-            await proxy.start()
+        proxy = self._new_proxy(config)
+        if config.enabled or config.transport == "udp":  # a disabled UDP proxy holds its port
+            await proxy.set_enabled(config.enabled)
         self.proxies[config.name] = proxy
         return proxy
+
+    def _new_proxy(self, config: ProxyConfig) -> Proxy:
+        if config.transport == "udp":
+            timeout = config.flow_timeout or DEFAULT_FLOW_TIMEOUT_MS
+            return DatagramProxy(self.runtime, config.name, config.listen, config.upstream, timeout)
+        return Proxy(self.runtime, config.name, config.listen, config.upstream)
 
     async def delete(self, name: str) -> None:
         self.get(name).stop()
@@ -99,7 +108,9 @@ class Engine:
     async def _add_or_replace(self, config: ProxyConfig) -> Proxy:
         existing = self.proxies.get(config.name)
         if existing is not None:
-            if not existing.differs(config.listen, config.upstream):
+            if not existing.differs(config.listen, config.upstream) and _same_transport(
+                existing, config
+            ):
                 return existing
             await self.delete(config.name)
         return await self.create(config)
@@ -115,6 +126,13 @@ class Engine:
             proxy.stop()
         self.proxies.clear()
         self.runtime.close()
+
+
+def _same_transport(proxy: Proxy, config: ProxyConfig) -> bool:
+    if proxy.transport != config.transport:
+        return False
+    wanted = config.flow_timeout
+    return wanted is None or getattr(proxy, "flow_timeout", None) == wanted
 
 
 class PopulateError(ApiError):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import resource
 import socket
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chaosnet.proxy.addresses import (
     LOOPBACK,
@@ -29,13 +30,38 @@ from chaosnet.proxy.errors import ApiError, bad_request, toxic_exists, toxic_not
 from chaosnet.proxy.link import Link, Route, reset_close, tune
 from chaosnet.proxy.listener import Listener, Mode, StallFailed
 from chaosnet.proxy.targeting import applies
-from chaosnet.proxy.toxics.base import STREAMS, ToxicSpec, Transport
+from chaosnet.proxy.toxics.base import STREAMS, Toxic, ToxicSpec, Transport
 
 if TYPE_CHECKING:
     from chaosnet.proxy.runtime import Runtime
 
 INTERNAL_ERROR = 500
 FD_HEADROOM = 32  # descriptors a proxy never takes: the API's, and upstream sockets' own
+
+
+class Chain(Protocol):
+    @property
+    def stages(self) -> list[Toxic]: ...
+
+
+class ToxicTarget(Protocol):
+    """What toxic management needs of a connection (a link) or a datagram flow."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def toxics(self) -> set[str]: ...
+
+    def direction(self, stream: str) -> Chain: ...
+
+    def apply(self, spec: ToxicSpec, index: int) -> None: ...
+
+    def unapply(self, spec: ToxicSpec) -> None: ...
+
+    def update(self, spec: ToxicSpec) -> None: ...
+
+    def guarded(self, callback: Callable[[], None]) -> None: ...
 
 
 class Proxy:
@@ -46,7 +72,7 @@ class Proxy:
         self.listen = listen or format_address(LOOPBACK, 0)
         self.upstream = upstream
         self.upstream_address = parse_upstream(upstream)
-        # What a toxic must fit (``Toxic.misfit``): TCP byte streams, for now.
+        # What a toxic must fit (``Toxic.misfit``): TCP byte streams (a datagram proxy: udp).
         self.transport: Transport = "tcp"
         self.protocol: str | None = None
         self.enabled = False
@@ -113,11 +139,11 @@ class Proxy:
                 new_upstream,
                 new_address,
             )
-            await self._set_enabled(was_enabled if enabled is None else enabled)
+            await self.set_enabled(was_enabled if enabled is None else enabled)
         elif enabled is not None:
-            await self._set_enabled(enabled)
+            await self.set_enabled(enabled)
 
-    async def _set_enabled(self, enabled: bool) -> None:
+    async def set_enabled(self, enabled: bool) -> None:
         if enabled:
             await self.start()
         else:
@@ -178,7 +204,11 @@ class Proxy:
                 return True
         return False
 
-    def _apply_toxics(self, link: Link) -> None:
+    def targets(self) -> Iterable[ToxicTarget]:
+        """The live connections toxics apply to (a snapshot)."""
+        return list(self.links)
+
+    def _apply_toxics(self, link: ToxicTarget) -> None:
         counts: dict[str, int] = dict.fromkeys(STREAMS, 0)
         for spec in self.toxics.values():
             if spec.cls.phase == "stream" and self._applies(spec, link.seq):
@@ -210,16 +240,20 @@ class Proxy:
             raise toxic_not_found(name)
         return spec
 
+    def check_fits(self, cls: type[Toxic]) -> None:
+        """A 400 naming the type when a toxic cannot go on this proxy (``Toxic.misfit``)."""
+        misfit = cls.misfit(self.transport, self.protocol)
+        if misfit is not None:
+            raise bad_request(f"type: {misfit} (proxy {self.name})")
+
     async def add_toxic(self, spec: ToxicSpec) -> None:
         if spec.name in self.toxics:
             raise toxic_exists(spec.name)
-        misfit = spec.cls.misfit(self.transport, self.protocol)
-        if misfit is not None:
-            raise bad_request(f"type: {misfit} (proxy {self.name})")
+        self.check_fits(spec.cls)
         spec.first_seq = self.accepted
         self.toxics[spec.name] = spec
         if spec.cls.phase == "stream":
-            for link in list(self.links):
+            for link in self.targets():
                 if self._applies(spec, link.seq):
                     index = len(link.direction(spec.stream).stages)
                     link.guarded(partial(link.apply, spec, index))
@@ -229,12 +263,12 @@ class Proxy:
     async def toxic_changed(self, spec: ToxicSpec) -> None:
         """Re-apply an updated toxic: live connections see the new values at once."""
         if spec.cls.phase == "stream":
-            for link in list(self.links):  # a toxic failing on one link resets that link only
+            for link in self.targets():  # a toxic failing on one link resets that link only
                 link.guarded(partial(self._reconcile, link, spec))
         elif spec.cls.phase == "listen":
             await self._sync_listener()
 
-    def _reconcile(self, link: Link, spec: ToxicSpec) -> None:
+    def _reconcile(self, link: ToxicTarget, spec: ToxicSpec) -> None:
         wanted = self._applies(spec, link.seq)
         if wanted and spec.name not in link.toxics:
             link.apply(spec, self._chain_position(link, spec))
@@ -243,7 +277,7 @@ class Proxy:
         elif wanted:
             link.update(spec)
 
-    def _chain_position(self, link: Link, spec: ToxicSpec) -> int:
+    def _chain_position(self, link: ToxicTarget, spec: ToxicSpec) -> int:
         order = list(self.toxics)
         rank = order.index(spec.name)
         stages = link.direction(spec.stream).stages
@@ -253,7 +287,7 @@ class Proxy:
         spec = self.get_toxic(name)
         del self.toxics[name]
         if spec.cls.phase == "stream":
-            for link in list(self.links):
+            for link in self.targets():
                 if name in link.toxics:
                     link.unapply(spec)
         elif spec.cls.phase == "listen":
@@ -310,12 +344,12 @@ class Proxy:
             self.runtime.report(exc)
 
 
-def bind_failed(address: str, proxy: str, exc: OSError) -> ApiError:
+def bind_failed(address: str, proxy: str, exc: OSError, transport: str = "tcp") -> ApiError:
     """Toxiproxy's text (Go's ``net.Listen`` error) for an address that cannot be bound."""
     reason = exc.strerror or str(exc)
     return ApiError(
         INTERNAL_ERROR,
-        f"listen tcp {address}: bind: {reason[:1].lower()}{reason[1:]}",
+        f"listen {transport} {address}: bind: {reason[:1].lower()}{reason[1:]}",
         f"proxy {proxy!r} cannot listen on {address}",
     )
 

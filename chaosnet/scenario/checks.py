@@ -20,9 +20,10 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from chaosnet.control import CONNECTION_LOG, TOXIPROXY_TOXIC_TYPES
+from chaosnet.control import CONNECTION_LOG, DATAGRAM_PROXIES, TOXIPROXY_TOXIC_TYPES
 from chaosnet.proxy.addresses import is_loopback, parse_upstream
 from chaosnet.proxy.errors import ApiError
+from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.scenario.envelope_checks import check_envelope
 from chaosnet.scenario.errors import did_you_mean, dotted
 from chaosnet.scenario.model import (
@@ -38,7 +39,14 @@ from chaosnet.scenario.toxics import COMMON_FIELDS, TOXICS_BY_TYPE, ToxicBase, a
 from chaosnet.scenario.units import format_duration
 
 #: Which builtin server each builtin workload talks to.
-WORKLOAD_SERVERS = {"framed": ("framed_echo", "echo"), "kv": ("kv",), "stream": ("echo",)}
+WORKLOAD_SERVERS = {
+    "framed": ("framed_echo", "echo"),
+    "kv": ("kv",),
+    "stream": ("echo",),
+    "datagram": ("udp_echo",),
+}
+#: The proxy transport each builtin workload speaks.
+WORKLOAD_TRANSPORTS = {"framed": "tcp", "kv": "tcp", "stream": "tcp", "datagram": "udp"}
 
 
 @dataclass
@@ -110,6 +118,8 @@ def extensions_used(spec: Scenario) -> list[tuple[str, DataPath]]:
     """Each chaosnet extension the scenario needs, with where it is asked for."""
     used: list[tuple[str, DataPath]] = []
     for name, proxy in spec.proxies.items():
+        if proxy.transport == "udp":
+            used.append((DATAGRAM_PROXIES, ("proxies", name, "transport")))
         for index, toxic in enumerate(proxy.toxics):
             used += _toxic_extensions(toxic, ("proxies", name, "toxics", index))
     for index, step in enumerate(spec.timeline):
@@ -204,6 +214,7 @@ class _Checker:
                     self.fail((*where, "upstream"), problem)
             seen: set[str] = set()
             for index, toxic in enumerate(proxy.toxics):
+                self._toxic_fits((*where, "toxics", index), toxic, name)
                 if toxic.toxic_name in seen:
                     self.fail(
                         (*where, "toxics", index),
@@ -231,9 +242,27 @@ class _Checker:
             return
         self._workload_fits_servers(client)
 
+    def _toxic_fits(self, path: DataPath, toxic: ToxicBase, proxy_name: str) -> None:
+        """A toxic the proxy's transport cannot carry, named where it is."""
+        proxy = self.spec.proxies.get(proxy_name)
+        if proxy is None:
+            return
+        misfit = REGISTRY[toxic.type].misfit(proxy.transport, None)
+        if misfit is not None:
+            self.fail((*path, "type"), f"{misfit} (proxy {proxy_name})")
+
     def _workload_fits_servers(self, client: Client) -> None:
         wanted = WORKLOAD_SERVERS[client.workload]
+        transport = WORKLOAD_TRANSPORTS[client.workload]
         for index, endpoint in enumerate(client.endpoints):
+            proxy = self.spec.proxies.get(endpoint)
+            if proxy is not None and proxy.transport != transport:
+                self.fail(
+                    ("client", "endpoints", index),
+                    f"the {client.workload} workload needs a {transport} proxy, but proxy "
+                    f"{endpoint} is transport {proxy.transport}",
+                )
+                continue
             server = self._builtin_behind(endpoint)
             if server is not None and server.builtin not in wanted:
                 self.fail(
@@ -305,7 +334,9 @@ class _Checker:
             self._reference(path, step.target, "server", self.spec.servers)
         elif action == "add_toxic":
             proxy = getattr(step.add_toxic, "proxy", "")
-            self._reference((*path, "proxy"), proxy, "proxy", self.spec.proxies)
+            if self._reference((*path, "proxy"), proxy, "proxy", self.spec.proxies):
+                assert step.add_toxic is not None
+                self._toxic_fits(path, step.add_toxic, proxy)
         else:
             self._toxic_reference(path, step.target, action)
 

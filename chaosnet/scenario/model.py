@@ -26,7 +26,7 @@ from chaosnet.scenario.toxics import TOXIC_MODELS, Name, StrictModel, Toxic, Tox
 from chaosnet.scenario.units import Bytes, PerSecond, Seconds
 
 BUILTIN_SERVERS = ("echo", "framed_echo", "kv")
-BUILTIN_WORKLOADS = ("framed", "kv", "stream")
+BUILTIN_WORKLOADS = ("framed", "kv", "stream", "datagram")
 CALLABLE_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 DEFAULT_REQUEST_TIMEOUT_S = 1.0
 DEFAULT_SCENARIO_TIMEOUT_S = 60.0
@@ -93,7 +93,7 @@ class Readiness(StrictModel):
 class BuiltinServer(StrictModel):
     """One of chaosnet's own servers, as a separate process on a port of its own."""
 
-    builtin: Literal["echo", "framed_echo", "kv"]
+    builtin: Literal["echo", "framed_echo", "kv", "udp_echo"]
     dedupe: bool = Field(False, description="kv only: apply each request id at most once")
     max_frame_size: Bytes | None = Field(
         None, ge=1, le=MAX_FRAME, description="framed_echo and kv: frame limit"
@@ -103,8 +103,8 @@ class BuiltinServer(StrictModel):
     def _options_fit(self) -> BuiltinServer:
         if self.dedupe and self.builtin != "kv":
             raise ValueError(f"dedupe is a kv server option, not for {self.builtin}")
-        if self.max_frame_size is not None and self.builtin == "echo":
-            raise ValueError("max_frame_size is for framed servers, not for echo")
+        if self.max_frame_size is not None and self.builtin in ("echo", "udp_echo"):
+            raise ValueError(f"max_frame_size is for framed servers, not for {self.builtin}")
         return self
 
 
@@ -164,13 +164,25 @@ class ProxySpec(StrictModel):
 
     server: Name | None = Field(None, description="a server of this scenario")
     upstream: str | None = Field(None, description="or any loopback host:port")
+    transport: Literal["tcp", "udp"] = Field(
+        "tcp", description="udp: a datagram proxy, with a flow per client address (chaosnet)"
+    )
+    flow_timeout: Seconds | None = Field(
+        None, gt=0, le=86_400, description="udp: an idle flow ends after this (default 30s)"
+    )
     toxics: list[Toxic] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_target(self) -> ProxySpec:
         if (self.server is None) == (self.upstream is None):
             raise ValueError("a proxy needs exactly one of server or upstream")
+        if self.flow_timeout is not None and self.transport != "udp":
+            raise ValueError("flow_timeout is for datagram proxies (transport: udp)")
         return self
+
+    @property
+    def flow_timeout_ms(self) -> int | None:
+        return None if self.flow_timeout is None else max(1, round(self.flow_timeout * 1000))
 
 
 # -- client -------------------------------------------------------------------------------
@@ -199,7 +211,7 @@ class Client(StrictModel):
     """The workload: a builtin one, or ``package.module:function`` (which is code you run)."""
 
     workload: str = Field(
-        description="framed, kv, stream, or a callable as package.module:function",
+        description="framed, kv, stream, datagram, or a callable as package.module:function",
         json_schema_extra={
             "anyOf": [
                 {"enum": list(BUILTIN_WORKLOADS)},

@@ -79,7 +79,9 @@ class Stage:
                 if spec.server is not None
                 else spec.upstream or ""
             )
-            proxy = self.chaos.proxy(upstream, name=name)
+            proxy = self.chaos.proxy(
+                upstream, name=name, transport=spec.transport, flow_timeout=spec.flow_timeout_ms
+            )
             self.proxies[name] = proxy
             for toxic in spec.toxics:
                 self._add_toxic(proxy, toxic, name)

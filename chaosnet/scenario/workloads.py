@@ -16,7 +16,7 @@ each item is a :class:`Request` to use as a context manager::
                         req.attempts = client.attempts - before
                     req.answer(reply, expected=req.payload)
 
-The three builtin workloads (``framed``, ``kv``, ``stream``) are written
+The four builtin workloads (``framed``, ``kv``, ``stream``, ``datagram``) are written
 exactly so, with chaosnet's own primitives. A user callable gets the same
 context: the proxy addresses, a retry policy built from the file, a seed.
 """
@@ -36,6 +36,7 @@ from typing import Any
 
 from chaosnet.address import format_address
 from chaosnet.connection import FramedClient, connect
+from chaosnet.datagram import DatagramClient
 from chaosnet.kv import Ack, Failure, KVProtocolError, Put, decode_response, encode_request
 from chaosnet.retry import Endpoint, RetryError, RetryPolicy
 from chaosnet.scenario.model import Client
@@ -340,4 +341,28 @@ def _transfer(sock: socket.socket, data: bytes, timeout: float) -> bytes:
                 closing = True
 
 
-BUILTIN: dict[str, Workload] = {"framed": framed, "kv": kv, "stream": stream}
+def datagram(ctx: WorkloadContext) -> None:
+    """Datagram requests through ``DatagramClient``: each reply must be the request's own.
+
+    The client matches replies by request id, so a duplicate, late or reordered
+    reply is skipped, never taken for the answer; the check is that every request
+    got exactly its own payload back.
+    """
+    with DatagramClient(ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout) as client:
+        for req in ctx.schedule():
+            with req:
+                before = client.attempts
+                try:
+                    reply = client.request(req.payload)
+                finally:
+                    req.attempts = client.attempts - before
+                    req.endpoint = client.endpoint
+                req.answer(reply, expected=req.payload)
+
+
+BUILTIN: dict[str, Workload] = {
+    "framed": framed,
+    "kv": kv,
+    "stream": stream,
+    "datagram": datagram,
+}

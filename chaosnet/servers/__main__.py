@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.servers.kv import KVStore
-from chaosnet.servers.protocols import EchoProtocol, FramedProtocol, echo_payload
-from chaosnet.servers.serve import ProtocolFactory, ServerContext, serve
+from chaosnet.servers.protocols import EchoProtocol, FramedProtocol, datagram_echo, echo_payload
+from chaosnet.servers.serve import ProtocolFactory, ServerContext, serve, serve_datagrams
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,12 +25,13 @@ def _parser() -> argparse.ArgumentParser:
         ("echo", "raw TCP echo"),
         ("framed_echo", "answers each chaosnet frame with the same payload"),
         ("kv", "framed key-value store that logs every write (chaosnet.kv protocol)"),
+        ("udp_echo", "answers each chaosnet.datagram request with its payload (UDP)"),
     ):
         sub = kinds.add_parser(kind, help=help_text)
         sub.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
         sub.add_argument("--port", type=int, default=0, help="port (default 0: any)")
         sub.add_argument("--verbose", action="store_true", help="also log every connection")
-        if kind != "echo":
+        if kind not in ("echo", "udp_echo"):
             sub.add_argument(
                 "--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE, metavar="BYTES"
             )
@@ -56,6 +57,10 @@ def _factory(args: argparse.Namespace) -> ProtocolFactory:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.kind == "udp_echo":
+        return serve_datagrams(
+            args.kind, datagram_echo, host=args.host, port=args.port, verbose=args.verbose
+        )
     return serve(args.kind, _factory(args), host=args.host, port=args.port, verbose=args.verbose)
 
 

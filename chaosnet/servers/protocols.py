@@ -1,9 +1,11 @@
-"""The per-connection protocols of the builtin servers: raw echo, and framed request/answer."""
+"""The per-connection protocols of the builtin servers: raw echo, framed request/answer,
+and the datagram echo."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from chaosnet.datagram import MalformedDatagram, decode, encode
 from chaosnet.framing import FrameDecoder, FrameError, IncompleteFrame, frame_format
 from chaosnet.servers.serve import ServerContext, ServerProtocol
 
@@ -59,3 +61,18 @@ class FramedProtocol(ServerProtocol):
 
 def echo_payload(payload: bytes) -> bytes:
     return payload
+
+
+def datagram_echo(datagram: bytes) -> bytes | None:
+    """``udp_echo``: a chaosnet.datagram request answered with its payload, same id.
+
+    Anything else (malformed, cut, corrupted, or a reply) gets no answer: a client
+    waiting for it sees silence, as a real UDP service would give it.
+    """
+    try:
+        message = decode(datagram)
+    except MalformedDatagram:
+        return None
+    if message.kind != "request":
+        return None
+    return encode("reply", message.request_id, message.payload)

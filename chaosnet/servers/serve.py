@@ -3,17 +3,20 @@
 One asyncio loop (uvloop when importable) serves every connection with a small
 ``asyncio.Protocol``: no task per connection, so a thousand concurrent clients
 cost a thousand transports and nothing more. A bad client costs one log line
-on stderr and its own connection, never the server.
+on stderr and its own connection, never the server. A datagram server
+(:func:`serve_datagrams`) answers each datagram with at most one datagram, to
+the address it came from; a datagram it cannot answer is logged and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from chaosnet.address import format_address
 
@@ -77,6 +80,32 @@ class ServerProtocol(asyncio.Protocol):
 
 
 ProtocolFactory = Callable[[ServerContext], asyncio.Protocol]
+#: A datagram server's answer to one datagram, or None for no answer.
+DatagramHandler = Callable[[bytes], bytes | None]
+DATAGRAM_BUFFER = 4 << 20  # asked for: a burst from many clients at once is not lost
+
+
+class DatagramServerProtocol(asyncio.DatagramProtocol):
+    def __init__(self, ctx: ServerContext, handler: DatagramHandler) -> None:
+        self.ctx = ctx
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            answer = self.handler(data)
+        except Exception as exc:  # a bad datagram costs a log line, never the server
+            self.ctx.log(f"datagram from {format_address(str(addr[0]), int(addr[1]))}: {exc}")
+            return
+        if answer is not None and self.transport is not None:
+            self.transport.sendto(answer, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        if self.ctx.verbose:  # an ICMP error for an earlier answer: that client is gone
+            self.ctx.log(f"send failed: {type(exc).__name__}: {exc}")
 
 
 def serve(
@@ -86,6 +115,45 @@ def serve(
     ctx = ServerContext(kind, verbose)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_serve(ctx, factory, host, port))
+
+
+def serve_datagrams(
+    kind: str, handler: DatagramHandler, *, host: str, port: int, verbose: bool = False
+) -> int:
+    """Run a datagram server until SIGTERM or SIGINT; the exit status (0 on a clean stop)."""
+    ctx = ServerContext(kind, verbose)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_serve_datagrams(ctx, handler, host, port))
+
+
+async def _serve_datagrams(
+    ctx: ServerContext, handler: DatagramHandler, host: str, port: int
+) -> int:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, DATAGRAM_BUFFER)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        ctx.log(f"cannot listen on {format_address(host, port)}: {exc.strerror or exc}")
+        return 1
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: DatagramServerProtocol(ctx, handler), sock=sock
+    )
+    bound = sock.getsockname()
+    print(
+        f"chaosnet-server {ctx.kind} {READY_WORDS} {format_address(str(bound[0]), int(bound[1]))}",
+        flush=True,
+    )
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    ctx.log("stopping")
+    transport.close()
+    return 0
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

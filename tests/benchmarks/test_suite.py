@@ -23,7 +23,7 @@ from benchmarks.stats import interleaved, percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_FIGURES = {"1a", "1b", "2a", "2b", "2c", "2d", "3", "4a", "4b", "5a", "5b"}
-PROXY_FIGURES |= {"6a", "6b", "6c", "6e", "6f", "7a", "8a", "8b", "8c"}
+PROXY_FIGURES |= {"6a", "6b", "6c", "6e", "6f", "7a", "8a", "8b", "8c", "10a", "10b", "10c", "10d"}
 ALL_FIGURES = PROXY_FIGURES | {"6d", "6g", "6h", "7b", "7c", "9a", "9b", "9c", "9d", "9e", "9f"}
 RUN_TIMEOUT_S = 100.0
 
@@ -73,6 +73,7 @@ def test_quick_run_measures_every_figure_and_writes_json(
         values = rows[key]["values"]
         assert all(isinstance(values[p], float | int) for p in PATHS), rows[key]
     assert rows["8b"]["values"]["chaosnet"] == 0  # no errors at scale
+    assert rows["10c"]["values"]["chaosnet"] == 0  # nor with datagram flows
     assert rows["6g"]["values"]["chaosnet"] == 0  # chaosnet's control plane never hung
     assert isinstance(rows["9a"]["details"]["framing_and_retry"]["call_overhead_ns"], float)
 

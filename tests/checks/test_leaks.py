@@ -100,6 +100,49 @@ def test_a_socket_created_in_a_coroutine_points_at_the_coroutine() -> None:
     assert "in open_and_forget" in leak.details[0]
 
 
+def test_a_leaked_datagram_client_is_reported_as_a_udp_socket() -> None:
+    from chaosnet.datagram import DatagramClient
+    from tests.proxy.datagram_support import protocol_echo, udp_upstream
+
+    with udp_upstream(protocol_echo) as server:
+        check = LeakCheck()
+        check.start()
+        client = DatagramClient(server.address)  # never closed: the leak
+        try:
+            assert client.request(b"hi") == b"hi"
+            report = check.finish(settle=QUICK)
+            here = client._sock.getsockname() if client._sock else None
+        finally:
+            client.close()
+    [leak] = report.of_kind("socket")
+    assert here is not None
+    peer = f"{server.address[0]}:{server.address[1]}"
+    assert leak.summary.endswith(f"AF_INET SOCK_DGRAM {here[0]}:{here[1]} -> {peer}")
+    assert "created at tests/checks/test_leaks.py:" in leak.details[0]  # the user's line
+
+
+def test_a_datagram_proxy_releases_its_flow_sockets_when_deleted() -> None:
+    from chaosnet.control import ControlClient
+    from chaosnet.datagram import DatagramClient
+    from chaosnet.proxy.embedded import EmbeddedServer
+    from tests.proxy.datagram_support import protocol_echo, udp_upstream
+
+    with udp_upstream(protocol_echo) as server, EmbeddedServer() as control:
+        client = ControlClient(control.url)
+        check = LeakCheck()
+        check.start()
+        info = client.create_proxy("flows", "{}:{}".format(*server.address), transport="udp")
+        for _ in range(3):  # three clients: three flows, three sockets in the proxy
+            with DatagramClient(info.address) as datagrams:
+                assert datagrams.request(b"x") == b"x"
+        sockets = check.finish(settle=QUICK).of_kind("socket")
+        datagram = [leak for leak in sockets if "SOCK_DGRAM" in leak.summary]
+        assert len(datagram) == 4  # the listening socket and the three flows
+        client.delete_proxy("flows")
+        client.close()  # the control connection (TCP) too
+        assert not check.finish()
+
+
 def test_a_leaked_thread_is_reported_with_what_it_runs() -> None:
     release = threading.Event()
 

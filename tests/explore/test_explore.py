@@ -71,7 +71,7 @@ def test_a_correct_client_survives_and_the_coverage_is_reported(
     assert "fault kinds: " in shown
     assert "disable x" in shown
     assert "reset_peer x" in shown
-    assert "faults at once: disable + reset_peer x" in shown
+    assert "combinations: disable + reset_peer x" in shown
     assert "examples/s" in shown
     assert not (path.parent / "scenario-minimal.yaml").exists()
 

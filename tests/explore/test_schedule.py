@@ -107,11 +107,6 @@ def test_steps_of_each_kind() -> None:
         Step.model_validate(step)  # every step is one a scenario file may hold
     assert "timeline:" in schedule.to_yaml()
     assert schedule.kinds() == ["reset_peer", "disable", "pause", "restart"]
-    assert schedule.overlapping_kinds() == [
-        ("disable", "reset_peer"),
-        ("pause", "reset_peer"),
-        ("disable", "pause"),
-    ]
 
 
 ENVELOPES = st.fixed_dictionaries(

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from chaosnet.proxy.toxics import REGISTRY
-from chaosnet.proxy.toxics.docs import REPOSITORY, TABLES, main, markers, stale
+from chaosnet.proxy.toxics.docs import REPOSITORY, TABLE_TRANSPORTS, TABLES, main, markers, stale
 
 
 def copy_docs(target: Path) -> Path:
@@ -26,8 +26,12 @@ def test_every_toxic_has_a_row_in_each_table() -> None:
         begin, end = markers(name)
         table = text[text.index(begin) : text.index(end)]
         for type_name, toxic in REGISTRY.items():
-            assert f"`{type_name}`" in table, (path, type_name)
-            assert toxic.summary in table or toxic.effect in table, (path, type_name)
+            listed = f"`{type_name}`" in table
+            assert listed == (TABLE_TRANSPORTS[name] in toxic.transports), (path, name, type_name)
+            if not listed:
+                continue
+            texts = (toxic.summary, toxic.effect, toxic.datagram_summary, toxic.datagram_effect)
+            assert any(text and text in table for text in texts), (path, type_name)
 
 
 def test_an_edited_table_is_reported_with_the_command_that_fixes_it(tmp_path: Path) -> None:

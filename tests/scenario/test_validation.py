@@ -197,7 +197,7 @@ def test_a_workload_must_fit_its_server(write_scenario: WriteScenario) -> None:
         (
             "framd",
             "client.workload: unknown workload 'framd' (did you mean 'framed'?): use "
-            "framed, kv, stream, or a callable as package.module:function",
+            "framed, kv, stream, datagram, or a callable as package.module:function",
         ),
         (
             "no_such_module_x:run",
@@ -302,7 +302,7 @@ def test_problems_of_every_file_are_reported_together(write_scenario: WriteScena
     with pytest.raises(ScenarioInvalid) as caught:
         load_paths([good.parent])
     assert str(caught.value).splitlines() == [
-        f"{bad1}:2:19: servers.echo.builtin: must be 'echo', 'framed_echo' or 'kv', "
+        f"{bad1}:2:19: servers.echo.builtin: must be 'echo', 'framed_echo', 'kv' or 'udp_echo', "
         "got 'ecko' (did you mean 'echo'?)",
         f"{bad2}:8:13: client.requests: expected an integer, got 'x'",
     ]
@@ -344,4 +344,69 @@ def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path: Path) -> Non
     assert str(caught.value).splitlines() == [
         f"{tmp_path / 'nope.yaml'}: no such file or folder",
         f"{tmp_path / 'empty'}: no scenario files (*.yaml, *.yml) in this folder",
+    ]
+
+
+UDP = """\
+servers:
+  echo: {builtin: udp_echo}
+proxies:
+  main: {server: echo, transport: udp}
+client:
+  workload: datagram
+  endpoints: main
+  requests: 5
+  timeout: 100ms
+expect:
+  all_answered: true
+"""
+
+
+def test_a_udp_scenario_is_valid(write_scenario: WriteScenario) -> None:
+    scenario, problems = load_file(
+        write_scenario(UDP.replace("transport: udp", "transport: udp, flow_timeout: 2s"))
+    )
+    assert problems == []
+    assert scenario is not None
+    assert scenario.spec.proxies["main"].flow_timeout_ms == 2000
+
+
+def test_udp_mistakes_are_named_where_they_are(write_scenario: WriteScenario) -> None:
+    text = UDP.replace(
+        "  main: {server: echo, transport: udp}",
+        "  main:\n    server: echo\n    transport: udp\n    toxics:\n"
+        "      - {type: slicer, average_size: 10}\n"
+        "  tcp: {server: echo}",
+    ).replace("  endpoints: main", "  endpoints: [main, tcp]")
+    text += (
+        "timeline:\n  - after_requests: 1\n"
+        "    add_toxic: {proxy: tcp, type: loss, probability: 0.5}\n"
+    )
+    path = write_scenario(text)
+    assert problems_of(path) == [
+        "8:16: proxies.main.toxics[0].type: slicer works on tcp proxies, not on a udp proxy "
+        "(proxy main)",
+        "12:21: client.endpoints[1]: the datagram workload needs a udp proxy, but proxy tcp "
+        "is transport tcp",
+        "19:35: timeline[0].add_toxic.type: loss works on udp proxies, not on a tcp proxy "
+        "(proxy tcp)",
+    ]
+
+
+def test_flow_timeout_needs_a_udp_proxy(write_scenario: WriteScenario) -> None:
+    path = write_scenario(
+        MINIMAL.replace("  main: {server: echo}", "  main: {server: echo, flow_timeout: 1s}")
+    )
+    [problem] = problems_of(path)
+    assert problem.endswith("flow_timeout is for datagram proxies (transport: udp)")
+
+
+def test_a_backend_without_datagram_proxies_refuses_them_by_name(
+    write_scenario: WriteScenario,
+) -> None:
+    path = write_scenario(UDP)
+    with pytest.raises(ScenarioInvalid) as caught:
+        load_paths([path], backend_extensions=frozenset(), backend="toxiproxy")
+    assert str(caught.value).splitlines() == [
+        f"{path}:4:35: proxies.main.transport: not supported by backend toxiproxy: udp"
     ]

@@ -211,3 +211,32 @@ def test_a_builtin_server_on_ipv6_loopback_restarts_on_its_address() -> None:
         server.restart()
         assert server.address == address
         assert client.get("a") is None
+
+
+def test_udp_echo_answers_requests_and_ignores_the_rest() -> None:
+    from chaosnet.datagram import DatagramClient, NoReply, decode, encode
+    from chaosnet.retry import RetryError, RetryPolicy
+
+    with start_builtin("udp_echo") as server:
+        with DatagramClient(server.address) as client:
+            assert client.request(b"ping") == b"ping"
+            assert client.request(bytes(1000)) == bytes(1000)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.settimeout(0.2)
+            raw.connect(server.address)
+            raw.send(b"not a chaosnet datagram")  # malformed: no answer
+            raw.send(encode("reply", 5, b"a reply"))  # not a request: no answer
+            raw.send(encode("request", 6, b"ok"))
+            assert decode(raw.recv(100)) == decode(encode("reply", 6, b"ok"))
+            with pytest.raises(TimeoutError):
+                raw.recv(100)
+        address = server.address
+        server.restart()
+        assert server.address == address  # the same port again
+        with DatagramClient(address, retry=RetryPolicy(attempts=3)) as client:
+            assert client.request(b"after restart") == b"after restart"
+    gone = DatagramClient(address, retry=RetryPolicy(attempts=1), timeout=0.2)
+    with gone as client, pytest.raises(RetryError) as failure:
+        client.request(b"nobody home")
+    error = failure.value.attempts[0].error
+    assert isinstance(error, NoReply | ConnectionRefusedError)

@@ -153,9 +153,7 @@ def test_a_readiness_check_of_ones_own_is_polled_like_the_builtin_ones(tmp_path:
 
 def test_a_check_of_ones_own_that_never_passes_is_named_in_the_error(tmp_path: Path) -> None:
     check = FileAppears(tmp_path / "never.flag")
-    # No wait for the interpreter to start: the check fails however slow the machine is.
-    argv = python("import time; time.sleep(60)")
-    server = ServerProcess(argv, ready=check, ready_timeout=0.3, log_path=tmp_path / "n.log")
+    server = reporter(tmp_path, ready=[LogLine(PORT_LINE), check], ready_timeout=0.3)
     with pytest.raises(ServerNotReady, match=r"still waiting for never\.flag to appear"):
         server.start()
     assert gone(server.pid)

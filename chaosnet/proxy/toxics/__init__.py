@@ -16,17 +16,21 @@ from __future__ import annotations
 from chaosnet.proxy.toxics.bandwidth import BandwidthToxic
 from chaosnet.proxy.toxics.base import Toxic
 from chaosnet.proxy.toxics.corrupt import CorruptToxic
+from chaosnet.proxy.toxics.duplicate import DuplicateToxic
 from chaosnet.proxy.toxics.latency import LatencyToxic
 from chaosnet.proxy.toxics.limit_data import LimitDataToxic
 from chaosnet.proxy.toxics.limit_time import LimitTimeToxic
+from chaosnet.proxy.toxics.loss import LossToxic
 from chaosnet.proxy.toxics.noop import NoopToxic
 from chaosnet.proxy.toxics.refuse_new import RefuseNewToxic
+from chaosnet.proxy.toxics.reorder import ReorderToxic
 from chaosnet.proxy.toxics.reset_on_accept import ResetOnAcceptToxic
 from chaosnet.proxy.toxics.reset_peer import ResetPeerToxic
 from chaosnet.proxy.toxics.slicer import SlicerToxic
 from chaosnet.proxy.toxics.slow_close import SlowCloseToxic
 from chaosnet.proxy.toxics.stall_accept import StallAcceptToxic
 from chaosnet.proxy.toxics.timeout import TimeoutToxic
+from chaosnet.proxy.toxics.truncate_datagram import TruncateDatagramToxic
 from chaosnet.proxy.toxics.truncate_frame import TruncateFrameToxic
 
 #: In the order the docs and the schema show them: Toxiproxy's, then chaosnet's.
@@ -45,6 +49,10 @@ _TYPES: tuple[type[Toxic], ...] = (
     RefuseNewToxic,
     StallAcceptToxic,
     ResetOnAcceptToxic,
+    LossToxic,
+    DuplicateToxic,
+    ReorderToxic,
+    TruncateDatagramToxic,
 )
 
 REGISTRY: dict[str, type[Toxic]] = {cls.type_name: cls for cls in _TYPES}

@@ -9,9 +9,23 @@ holds at once.
 
 from __future__ import annotations
 
-from chaosnet.proxy.toxics.base import Attr, End, Holding, Pipe, Receiver, ToxicSpec, cancel
+from typing import ClassVar
+
+from chaosnet.proxy.toxics.base import (
+    Attr,
+    End,
+    Holding,
+    Pipe,
+    Receiver,
+    Toxic,
+    ToxicSpec,
+    Transport,
+    cancel,
+)
+from chaosnet.proxy.toxics.datagrams import DatagramToxic
 
 SLICE_S = 0.01
+QUEUE_S = 0.5  # datagrams: the queue holds this much of the rate
 
 
 class BandwidthToxic(Holding[bytes | End]):
@@ -29,7 +43,16 @@ class BandwidthToxic(Holding[bytes | End]):
             required=True,
         ),
     )
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp", "udp")
+    datagram_effect = (
+        "a `rate` link: datagrams leave one after the other; the queue holds 0.5 s of the rate, "
+        "a datagram that does not fit is dropped (tail drop)"
+    )
     __slots__ = ("free_at",)
+
+    @classmethod
+    def stage(cls, transport: Transport) -> type[Toxic]:
+        return DatagramBandwidth if transport == "udp" else cls
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
@@ -84,3 +107,68 @@ class BandwidthToxic(Holding[bytes | End]):
         if self.timer is not None:
             cancel(self.timer)
             self._pump()
+
+
+class DatagramBandwidth(DatagramToxic, Holding[bytes]):
+    """``bandwidth`` on a datagram proxy: a ``rate`` KB/s link with a bounded queue.
+
+    Datagrams leave one after the other, each when the simulated link has finished
+    sending it (``size / rate`` after the previous one, or after its arrival if the
+    link was idle). The queue holds at most ``QUEUE_S`` (0.5 s) of the rate in
+    bytes, and always at least one datagram; a datagram that does not fit is
+    dropped (tail drop) and counted as ``dropped``. ``rate`` 0 = no limit.
+    """
+
+    __slots__ = ("free_at", "queued")
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.queued = 0  # bytes in the queue
+        self.free_at = 0.0
+
+    def _bytes_per_s(self) -> int:
+        return self.int_attr("rate") * 1000
+
+    def on_data(self, data: bytes) -> None:
+        rate = self._bytes_per_s()
+        if rate <= 0 and not self.queue:
+            self.emit(data)
+            return
+        if self.queue and self.queued + len(data) > rate * QUEUE_S:
+            self.drop_counted(data)
+            return
+        if not self.queue:
+            self.free_at = max(self.free_at, self.pipe.now())
+        self.queue.append(data)
+        self.queued += len(data)
+        if self.timer is None:
+            self._pump()
+
+    def _pump(self) -> None:
+        self.timer = None
+        queue = self.queue
+        while queue:
+            head = queue[0]
+            rate = self._bytes_per_s()
+            if rate > 0:
+                done_at = self.free_at + len(head) / rate
+                if not self.pipe.is_due(done_at):
+                    self.timer = self.pipe.call_at(done_at, self._pump)
+                    return
+                self.free_at = done_at
+            queue.popleft()
+            self.queued -= len(head)
+            self.emit(head)
+
+    def on_update(self) -> None:
+        if self.timer is not None:
+            cancel(self.timer)
+            self._pump()
+
+    def on_remove(self) -> None:
+        super().on_remove()
+        self.queued = 0
+
+    def on_close(self) -> None:
+        super().on_close()
+        self.queued = 0

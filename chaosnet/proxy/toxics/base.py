@@ -43,6 +43,7 @@ ListenerMode = Literal["refuse", "stall"]
 AttrKind = Literal["int", "float", "bool", "choice", "int_or_choice"]
 
 STREAMS: tuple[Stream, ...] = ("upstream", "downstream")
+TRANSPORTS: tuple[Transport, ...] = ("tcp", "udp")
 DEFAULT_STREAM: Stream = "downstream"
 #: A toxic's fields in Toxiproxy's JSON, and the optional ones only chaosnet has.
 TOXIPROXY_FIELDS = ("name", "type", "stream", "toxicity", "attributes")
@@ -184,7 +185,10 @@ class Toxic:
       over ``stall`` when both apply) or ``accept`` (acts on each accepted
       connection);
     - ``streams``: the directions it may be added on;
-    - ``transports``: the proxy transports it works on;
+    - ``transports``: the proxy transports it works on; a toxic of both transports
+      acts on datagrams through the class ``stage("udp")`` returns (the same
+      attributes, datagram behaviour), and says what a datagram client sees in
+      ``datagram_effect`` (and, if it differs, ``datagram_summary``);
     - ``protocols``: if not empty, the proxy must speak one of these protocols
       (a message-aware toxic); empty means any byte stream.
 
@@ -201,8 +205,15 @@ class Toxic:
     streams: ClassVar[tuple[Stream, ...]] = STREAMS
     transports: ClassVar[tuple[Transport, ...]] = ("tcp",)
     protocols: ClassVar[tuple[str, ...]] = ()
+    datagram_summary: ClassVar[str] = ""
+    datagram_effect: ClassVar[str] = ""
 
     __slots__ = ("ended", "next", "pipe", "spec")
+
+    @classmethod
+    def stage(cls, transport: Transport) -> type[Toxic]:
+        """The class whose instances act on a proxy of ``transport``: this one by default."""
+        return cls
 
     @classmethod
     def check(cls, values: Mapping[str, object]) -> None:

@@ -13,9 +13,21 @@ and the receiver still reads whole frames -- with damaged contents.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from chaosnet.framing import FrameScanner
-from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, End, Holding, Pipe, Receiver, ToxicSpec
+from chaosnet.proxy.toxics.base import (
+    MAX_BYTES,
+    Attr,
+    End,
+    Holding,
+    Pipe,
+    Receiver,
+    Toxic,
+    ToxicSpec,
+    Transport,
+)
+from chaosnet.proxy.toxics.datagrams import DatagramToxic
 from chaosnet.proxy.toxics.framed import FRAMING_ATTRIBUTES, scanner_for
 
 FLIPS_PER_TURN = 1024  # bit flips one callback makes at most (a Python loop each)
@@ -42,7 +54,17 @@ class CorruptToxic(Holding[bytes | End]):
         Attr("body_only", "bool", False, help="corrupt frame payloads only, never headers"),
         *FRAMING_ATTRIBUTES,
     )
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp", "udp")
+    datagram_summary = "bit flips"
+    datagram_effect = (
+        "each byte has one random bit flipped with `probability`, across datagrams; "
+        "`body_only` needs stream framing (400)"
+    )
     __slots__ = ("gap", "scanner")
+
+    @classmethod
+    def stage(cls, transport: Transport) -> type[Toxic]:
+        return DatagramCorrupt if transport == "udp" else cls
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
@@ -136,3 +158,26 @@ class CorruptToxic(Holding[bytes | End]):
 
     def on_update(self) -> None:
         self.gap = self._next_gap()
+
+
+class DatagramCorrupt(DatagramToxic, CorruptToxic):
+    """``corrupt`` on a datagram proxy: the same per-byte bit flips, datagram by datagram.
+
+    A datagram is corrupted whole and passed on at once, never split (it is at most
+    64 KiB, so its flips are bounded). The gap to the next corrupted byte carries
+    over from one datagram to the next, so ``probability`` is exactly per byte. A
+    datagram with at least one flipped bit is counted as ``corrupted``.
+    ``body_only`` needs a stream's framing and is refused on a datagram proxy.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.scanner = None  # whole datagrams: no framing
+
+    def on_data(self, data: bytes) -> None:
+        corrupted = self._corrupt(data)
+        if corrupted is not data:
+            self.count("corrupted")
+        self.emit(corrupted)

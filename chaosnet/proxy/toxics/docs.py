@@ -1,8 +1,9 @@
 """The docs' toxic tables, generated from the toxics' declarations.
 
 ``README.md`` (the fault overview) and ``docs/proxy.md`` (every attribute) each
-hold a table between the lines ``<!-- toxics:<table> begin -->`` and
-``<!-- toxics:<table> end -->``. ``python -m chaosnet.proxy.toxics.docs``
+hold a table per transport (TCP, then UDP: the toxics that act on datagrams, with
+what a datagram client sees) between the lines ``<!-- toxics:<table> begin -->``
+and ``<!-- toxics:<table> end -->``. ``python -m chaosnet.proxy.toxics.docs``
 rewrites both from ``REGISTRY``; a test fails while a checked-in table differs
 from what this module generates, so the docs cannot drift from the code.
 """
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from chaosnet.proxy.toxics import REGISTRY
-from chaosnet.proxy.toxics.base import STREAMS, Attr, FieldError, Toxic, or_list
+from chaosnet.proxy.toxics.base import STREAMS, Attr, FieldError, Toxic, Transport, or_list
 
 REGENERATE = "python -m chaosnet.proxy.toxics.docs"
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -29,14 +30,30 @@ def _yes(toxic: type[Toxic]) -> str:
     return "yes" if toxic.in_toxiproxy else "no"
 
 
+def on(transport: Transport) -> list[type[Toxic]]:
+    """The toxics that work on proxies of ``transport``, in the registry's order."""
+    return [toxic for toxic in REGISTRY.values() if transport in toxic.transports]
+
+
 def overview() -> list[str]:
     """README.md: the fault, the toxic with its attributes and units, Toxiproxy or not."""
     lines = ["| fault | toxic (attributes) | Toxiproxy has it |", "|---|---|---|"]
-    for toxic in REGISTRY.values():
-        names = ", ".join(f"`{a.name}` {a.unit}".strip() for a in toxic.attributes)
-        how = f"`{toxic.type_name}`" + (f" ({names})" if names else "")
-        lines.append(_row([toxic.summary, how, _yes(toxic)]))
+    for toxic in on("tcp"):
+        lines.append(_row([toxic.summary, _how(toxic), _yes(toxic)]))
     return lines
+
+
+def overview_udp() -> list[str]:
+    """README.md's UDP section: Toxiproxy has no datagram proxy, so none of it."""
+    lines = ["| fault (datagrams) | toxic (attributes) | Toxiproxy has it |", "|---|---|---|"]
+    for toxic in on("udp"):
+        lines.append(_row([toxic.datagram_summary or toxic.summary, _how(toxic), "no"]))
+    return lines
+
+
+def _how(toxic: type[Toxic]) -> str:
+    names = ", ".join(f"`{a.name}` {a.unit}".strip() for a in toxic.attributes)
+    return f"`{toxic.type_name}`" + (f" ({names})" if names else "")
 
 
 def reference() -> list[str]:
@@ -45,12 +62,26 @@ def reference() -> list[str]:
         "| toxic | what a client sees | attributes | acts on | Toxiproxy has it |",
         "|---|---|---|---|---|",
     ]
-    for toxic in REGISTRY.values():
-        attributes = "; ".join(describe(attr) for attr in toxic.attributes) or "—"
-        lines.append(
-            _row([f"`{toxic.type_name}`", toxic.effect, attributes, acts_on(toxic), _yes(toxic)])
-        )
+    for toxic in on("tcp"):
+        cells = [f"`{toxic.type_name}`", toxic.effect, _attributes(toxic), acts_on(toxic)]
+        lines.append(_row([*cells, _yes(toxic)]))
     return lines
+
+
+def reference_udp() -> list[str]:
+    """docs/proxy.md: what a datagram client sees, per toxic that acts on datagrams."""
+    lines = [
+        "| toxic | what a datagram client sees | attributes | Toxiproxy has it |",
+        "|---|---|---|---|",
+    ]
+    for toxic in on("udp"):
+        effect = toxic.datagram_effect or toxic.effect
+        lines.append(_row([f"`{toxic.type_name}`", effect, _attributes(toxic), "no"]))
+    return lines
+
+
+def _attributes(toxic: type[Toxic]) -> str:
+    return "; ".join(describe(attr) for attr in toxic.attributes) or "—"
 
 
 def describe(attr: Attr) -> str:
@@ -95,8 +126,17 @@ def acts_on(toxic: type[Toxic]) -> str:
 #: Each generated table: the file it lives in, its marker name, its renderer.
 TABLES: tuple[tuple[str, str, Callable[[], list[str]]], ...] = (
     ("README.md", "overview", overview),
+    ("README.md", "overview-udp", overview_udp),
     ("docs/proxy.md", "reference", reference),
+    ("docs/proxy.md", "reference-udp", reference_udp),
 )
+#: Which toxics each table lists: those of this transport.
+TABLE_TRANSPORTS: dict[str, Transport] = {
+    "overview": "tcp",
+    "overview-udp": "udp",
+    "reference": "tcp",
+    "reference-udp": "udp",
+}
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -10,7 +10,21 @@ removing it releases them at once.
 
 from __future__ import annotations
 
-from chaosnet.proxy.toxics.base import Attr, End, Holding, cancel, ms
+from typing import ClassVar
+
+from chaosnet.proxy.toxics.base import (
+    Attr,
+    End,
+    Holding,
+    Pipe,
+    Receiver,
+    Toxic,
+    ToxicSpec,
+    Transport,
+    cancel,
+    ms,
+)
+from chaosnet.proxy.toxics.datagrams import DatagramToxic, HeldDatagrams
 
 #: (arrival time, jitter draw in ms, chunk or end)
 Held = tuple[float, int, bytes | End]
@@ -26,7 +40,16 @@ class LatencyToxic(Holding[Held]):
         Attr("latency", "int", 0, unit="ms", help="delay added to every chunk", required=True),
         Attr("jitter", "int", 0, unit="ms", help="random ± variation of each delay"),
     )
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp", "udp")
+    datagram_effect = (
+        "each datagram sent latency ± jitter after it arrived; with jitter datagrams overtake "
+        "each other, as on a real network"
+    )
     __slots__ = ()
+
+    @classmethod
+    def stage(cls, transport: Transport) -> type[Toxic]:
+        return DatagramLatency if transport == "udp" else cls
 
     def held(self, entry: Held) -> bytes | End:
         return entry[2]
@@ -70,3 +93,34 @@ class LatencyToxic(Holding[Held]):
         self.timer = None
         if self.queue:
             self._fire()
+
+
+class DatagramLatency(DatagramToxic):
+    """``latency`` on a datagram proxy: each datagram is delayed on its own.
+
+    Datagram ``i`` is sent ``latency + j_i`` ms after it arrived, ``j_i`` drawn
+    uniformly from ``[-jitter, jitter)``. There is no order to keep: with jitter a
+    datagram may overtake the ones before it, as on a real network. Without
+    jitter the order is kept. Removing the toxic sends what it holds at once.
+    """
+
+    __slots__ = ("held",)
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.held = HeldDatagrams(pipe, self.emit)
+
+    def on_data(self, data: bytes) -> None:
+        jitter = self.int_attr("jitter")
+        offset = self.pipe.rng(self.spec).randrange(-jitter, jitter) if jitter > 0 else 0
+        due = self.pipe.now() + ms(self.int_attr("latency") + offset)
+        if not self.held and self.pipe.is_due(due):
+            self.emit(data)
+        else:
+            self.held.hold(due, data)
+
+    def on_remove(self) -> None:
+        self.held.release_all()
+
+    def on_close(self) -> None:
+        self.held.clear()

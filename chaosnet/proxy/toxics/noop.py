@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from chaosnet.proxy.toxics.base import Toxic
+from typing import ClassVar
+
+from chaosnet.proxy.toxics.base import Toxic, Transport
 
 
 class NoopToxic(Toxic):
     type_name = "noop"
     summary = "nothing (tests the plumbing)"
     effect = "nothing"
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp", "udp")
+    datagram_effect = "nothing"
     __slots__ = ()

@@ -10,9 +10,19 @@ gone for good.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
+from chaosnet.proxy.toxics.base import (
+    Attr,
+    Pipe,
+    Receiver,
+    Toxic,
+    ToxicSpec,
+    Transport,
+    cancel,
+    ms,
+)
+from chaosnet.proxy.toxics.datagrams import DatagramToxic
 
 if TYPE_CHECKING:
     from chaosnet.proxy.timers import Timer
@@ -26,7 +36,17 @@ class TimeoutToxic(Toxic):
         "until the toxic is removed, which then closes it"
     )
     attributes = (Attr("timeout", "int", 0, unit="ms", help="close after this long; 0 = never"),)
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp", "udp")
+    datagram_summary = "black hole"
+    datagram_effect = (
+        "every datagram dropped while it applies; with `timeout` > 0 the flow is closed that "
+        "long after it started applying; removing it lets datagrams through at once"
+    )
     __slots__ = ("timer",)
+
+    @classmethod
+    def stage(cls, transport: Transport) -> type[Toxic]:
+        return DatagramTimeout if transport == "udp" else cls
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
@@ -56,4 +76,23 @@ class TimeoutToxic(Toxic):
         self.cut("fin")
 
     def on_close(self) -> None:
+        cancel(self.timer)
+
+
+class DatagramTimeout(DatagramToxic, TimeoutToxic):
+    """``timeout`` on a datagram proxy: a black hole.
+
+    Every datagram is dropped (counted as ``dropped``) while the toxic applies.
+    With ``timeout`` > 0 the flow is closed that long after the toxic started
+    applying to it (an update restarts the count; its socket towards the upstream
+    goes, and the client's next datagram opens a new flow). Removing the toxic
+    lets datagrams through again: there is no connection to close.
+    """
+
+    __slots__ = ()
+
+    def on_data(self, data: bytes) -> None:
+        self.drop_counted(data)
+
+    def on_remove(self) -> None:
         cancel(self.timer)
