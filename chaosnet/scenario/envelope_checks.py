@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
+from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.scenario.envelope import (
     SERVER_FAULTS,
     BadFaultValue,
@@ -56,6 +57,12 @@ def _fault(spec: Scenario, kind: FaultKind, where: DataPath, fail: Fail, ref: Re
                 f"unknown toxic type {toxic!r}{did_you_mean(toxic, TOXICS_BY_TYPE)}",
             )
             return
+        for name in kind.proxies or list(spec.proxies):  # a datagram toxic on a TCP proxy...
+            proxy = spec.proxies.get(name)
+            misfit = None if proxy is None else REGISTRY[toxic].misfit(proxy.transport, None)
+            if misfit is not None:
+                fail((*where, "toxic"), f"{misfit} (proxy {name})")
+                return
         try:
             attribute_values(kind)
         except BadFaultValue as exc:

@@ -410,3 +410,15 @@ def test_a_backend_without_datagram_proxies_refuses_them_by_name(
     assert str(caught.value).splitlines() == [
         f"{path}:4:35: proxies.main.transport: not supported by backend toxiproxy: udp"
     ]
+
+
+def test_an_exploration_fault_must_fit_its_proxy(write_scenario: WriteScenario) -> None:
+    text = UDP.replace("  requests: 5\n", "  requests: 5\n  rate: 10/s\n") + (
+        "explore:\n  faults:\n    - toxic: slicer\n      proxies: [main]\n"
+        "      attributes: {average_size: 10}\n  window: 100ms\n  max_outage: 100ms\n"
+    )
+    path = write_scenario(text)
+    assert (
+        "15:14: explore.faults[0].toxic: slicer works on tcp proxies, not on a udp proxy "
+        "(proxy main)" in problems_of(path)
+    )
