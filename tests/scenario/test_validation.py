@@ -63,7 +63,7 @@ def test_an_unknown_key_with_no_close_match_lists_the_keys(write_scenario: Write
     path = write_scenario(MINIMAL + "colour: blue\n")
     assert problems_of(path) == [
         "12:1: unknown key 'colour' (expected one of: name, description, timeout, servers, "
-        "proxies, client, timeline, expect)"
+        "proxies, client, timeline, expect, explore)"
     ]
 
 
