@@ -58,8 +58,8 @@ def _fault(spec: Scenario, kind: FaultKind, where: DataPath, fail: Fail, ref: Re
             )
             return
         for name in kind.proxies or list(spec.proxies):  # a datagram toxic on a TCP proxy...
-            proxy = spec.proxies.get(name)
-            misfit = None if proxy is None else REGISTRY[toxic].misfit(proxy.transport, None)
+            target = spec.proxies.get(name)
+            misfit = None if target is None else REGISTRY[toxic].misfit(target.transport, None)
             if misfit is not None:
                 fail((*where, "toxic"), f"{misfit} (proxy {name})")
                 return
