@@ -58,8 +58,8 @@ def _fault(spec: Scenario, kind: FaultKind, where: DataPath, fail: Fail, ref: Re
             )
             return
         for name in kind.proxies or list(spec.proxies):  # a datagram toxic on a TCP proxy...
-            target = spec.proxies.get(name)
-            misfit = None if target is None else REGISTRY[toxic].misfit(target.transport, None)
+            fitted = spec.proxies.get(name)
+            misfit = None if fitted is None else REGISTRY[toxic].misfit(fitted.transport, None)
             if misfit is not None:
                 fail((*where, "toxic"), f"{misfit} (proxy {name})")
                 return
