@@ -142,18 +142,23 @@ async def _serve_datagrams(
     transport, _ = await loop.create_datagram_endpoint(
         lambda: DatagramServerProtocol(ctx, handler), sock=sock
     )
-    bound = sock.getsockname()
+    await _announce_and_wait(ctx, sock.getsockname())
+    ctx.log("stopping")
+    transport.close()
+    return 0
+
+
+async def _announce_and_wait(ctx: ServerContext, bound: tuple[Any, ...]) -> None:
+    """Print the ready line with the bound address, then wait for SIGTERM or SIGINT."""
     print(
         f"chaosnet-server {ctx.kind} {READY_WORDS} {format_address(str(bound[0]), int(bound[1]))}",
         flush=True,
     )
+    loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
-    ctx.log("stopping")
-    transport.close()
-    return 0
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -174,15 +179,7 @@ async def _serve(ctx: ServerContext, factory: ProtocolFactory, host: str, port: 
     except OSError as exc:
         ctx.log(f"cannot listen on {format_address(host, port)}: {exc.strerror or exc}")
         return 1
-    bound = server.sockets[0].getsockname()
-    print(
-        f"chaosnet-server {ctx.kind} {READY_WORDS} {format_address(str(bound[0]), int(bound[1]))}",
-        flush=True,
-    )
-    stopping = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
+    await _announce_and_wait(ctx, server.sockets[0].getsockname())
     ctx.log(f"stopping ({len(ctx.transports)} open connections)")
     server.close()
     for transport in list(ctx.transports):
