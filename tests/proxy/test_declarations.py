@@ -60,10 +60,10 @@ def test_a_tcp_toxic_is_refused_on_a_proxy_of_another_transport(
 ) -> None:
     api.create_proxy("p", echo_server.address)
     server.call_in_engine(lambda engine: setattr(engine.get("p"), "transport", "udp"))
-    reply = api.post("/proxies/p/toxics", {"type": "latency"})
+    reply = api.post("/proxies/p/toxics", {"type": "slicer"})
     assert (reply.status, reply.body["error"]) == (
         400,
-        "type: latency works on tcp proxies, not on a udp proxy (proxy p)",
+        "type: slicer works on tcp proxies, not on a udp proxy (proxy p)",
     )
 
 

@@ -26,13 +26,13 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chaosnet.proxy import seeding
 from chaosnet.proxy.datagram.flowlog import FlowRecord
 
 if TYPE_CHECKING:
-    from chaosnet.proxy.datagram.proxy import DatagramProxy
+    from chaosnet.proxy.runtime import Runtime
     from chaosnet.proxy.timers import Timer, TimerQueue
     from chaosnet.proxy.toxics.base import Toxic, ToxicSpec
 
@@ -40,6 +40,17 @@ Address = tuple[str, int]
 READ_BATCH = 64  # datagrams read per readiness callback: a turn stays well under budget
 RECV_SIZE = 1 << 16  # over the largest UDP payload, so nothing is cut by the read
 _LOST_SENDS = (BlockingIOError, InterruptedError)
+
+
+class FlowOwner(Protocol):
+    """What a flow needs of its proxy (the datagram proxy, seen narrowly)."""
+
+    name: str
+    runtime: Runtime
+    sock: socket.socket | None
+    flow_timeout: int
+
+    def flow_closed(self, flow: Flow, by: str) -> None: ...
 
 
 class Path:
@@ -232,7 +243,7 @@ class Flow:
 
     def __init__(
         self,
-        proxy: DatagramProxy,
+        proxy: FlowOwner,
         client: Address,
         seq: int,
         record: FlowRecord,

@@ -32,12 +32,17 @@ Counts are live for open flows and frozen when the flow closes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chaosnet.proxy.connlog import ConnectionLog, ConnectionRecord
 
-if TYPE_CHECKING:
-    from chaosnet.proxy.datagram.flow import Path
+
+class Path(Protocol):
+    """A flow's direction, as its record reads it: what it sent on."""
+
+    datagrams: int
+    bytes: int
+
 
 COUNTS = ("dropped", "duplicated", "reordered", "truncated", "corrupted")
 

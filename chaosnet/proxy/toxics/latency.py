@@ -41,6 +41,7 @@ class LatencyToxic(Holding[Held]):
         Attr("jitter", "int", 0, unit="ms", help="random ± variation of each delay"),
     )
     transports: ClassVar[tuple[Transport, ...]] = ("tcp", "udp")
+    datagram_summary = "latency ± jitter (datagrams overtake)"
     datagram_effect = (
         "each datagram sent latency ± jitter after it arrived; with jitter datagrams overtake "
         "each other, as on a real network"
