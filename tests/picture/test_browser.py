@@ -13,6 +13,10 @@ from tests import toolchain
 from tests.picture.conftest import Run
 from tests.picture.page import png_colours
 
+#: The first page of a machine builds the Vega bundle (about 10 s alone, more on a busy
+#: CI machine with every xdist worker building it at once); later ones read its cache.
+pytestmark = pytest.mark.timeout(180)
+
 BROWSER_TIMEOUT_S = 60
 SCREEN = (1000, 700)  # the header and the first charts
 # Enough virtual time for the page's scripts; no network is touched (file:// only).

@@ -12,6 +12,10 @@ from chaosnet.picture import vega
 from tests.picture.conftest import Run
 from tests.picture.page import external_urls, png_colours, read_page
 
+#: The first page of a machine builds the Vega bundle (about 10 s alone, more on a busy
+#: CI machine with every xdist worker building it at once); later ones read its cache.
+pytestmark = pytest.mark.timeout(180)
+
 STEP_SLACK_S = 0.1  # a step fires within this of its time on a loaded 2-core machine
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.bench_report import synthetic
 from chaosnet.picture import scenario_picture, write_html
 from chaosnet.picture.faults import Change, bands
@@ -15,6 +17,10 @@ from chaosnet.picture.sample import (
     TRIES_KEPT,
 )
 from tests.picture.page import read_page
+
+#: The first page of a machine builds the Vega bundle (about 10 s alone, more on a busy
+#: CI machine with every xdist worker building it at once); later ones read its cache.
+pytestmark = pytest.mark.timeout(180)
 
 ROW = "proxy main"
 

@@ -9,6 +9,10 @@ import pytest
 
 from tests.picture.page import external_urls, read_page
 
+#: The first page of a machine builds the Vega bundle (about 10 s alone, more on a busy
+#: CI machine with every xdist worker building it at once); later ones read its cache.
+pytestmark = pytest.mark.timeout(180)
+
 FAILING_TEST = """
 from chaosnet.connection import FramedClient
 from chaosnet.retry import RetryPolicy
