@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chaosnet.control import ConnectionLog, ConnectionRecord
+from chaosnet.control import ConnectionInfo, ConnectionLogInfo
 from chaosnet.picture import scenario_picture, vega
 from chaosnet.picture.page import png_spec, render
 from chaosnet.scenario.commands import _run_all, _settings
@@ -76,12 +76,12 @@ def synthetic(
             )
         records.append(record)
     origin = time.time()
-    log = ConnectionLog(3000, 0, [])
+    log = ConnectionLogInfo(3000, 0, [])
     for i in range(1, 3001):
         by, kind = ("toxic reset", "rst") if i % reset_every == 0 else ("client", "fin")
         opened = origin + i * 0.003
         log.records.append(
-            ConnectionRecord(i, "127.0.0.1:50000", opened, opened + 0.002, 64, 64, by, kind, [])
+            ConnectionInfo(i, "127.0.0.1:50000", opened, opened + 0.002, 64, 64, by, kind, [])
         )
     return ScenarioResult(
         name=f"synthetic-{requests}",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaosnet.lazy import lazy_exports
+from chaosnet.lazy import keep_old_module_names, lazy_exports
 from chaosnet.version import __version__ as __version__
 
 # The names for type checkers, where each lives at run time, and __all__: a test pins
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from chaosnet.address import (
         Address,
         format_address,
+    )
+    from chaosnet.chaos import (
+        Chaos,
+        Proxy,
+        ProxyHandle,
+        ToxicHandle,
     )
     from chaosnet.connection import (
         AsyncFramedClient,
@@ -36,11 +42,6 @@ if TYPE_CHECKING:
         ControlClient,
         ControlError,
         UnsupportedByBackend,
-    )
-    from chaosnet.controller import (
-        Chaos,
-        Proxy,
-        ToxicHandle,
     )
     from chaosnet.datagram import (
         AsyncDatagramClient,
@@ -144,9 +145,10 @@ _HOMES = {
         "KVClient",
     ),
     "chaosnet.errors": ("ChaosnetError",),
-    "chaosnet.controller": (
+    "chaosnet.chaos": (
         "Chaos",
         "Proxy",
+        "ProxyHandle",
         "ToxicHandle",
     ),
     "chaosnet.control": (
@@ -213,6 +215,7 @@ __all__ = [
     "NoReply",
     "PortAccepts",
     "Proxy",
+    "ProxyHandle",
     "ReadinessCheck",
     "RealServer",
     "RequestMayHaveBeenDelivered",
@@ -242,3 +245,7 @@ __all__ = [
     "write_frame",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
+
+#: Modules renamed in 0.2, importable under the old name for one release (docs/ARCHITECTURE.md).
+MOVED_MODULES = {"chaosnet.controller": "chaosnet.chaos"}
+keep_old_module_names(MOVED_MODULES)

@@ -118,7 +118,7 @@ class ProxyInfo:
 
 
 @dataclass(frozen=True)
-class ConnectionRecord:
+class ConnectionInfo:
     """One proxied connection (or datagram flow), as the embedded server's log reports it.
 
     The ``datagrams_*`` counts and ``toxic_counts`` (toxic name -> {"dropped",
@@ -140,7 +140,7 @@ class ConnectionRecord:
     error: str | None = None
 
     @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> ConnectionRecord:
+    def from_json(cls, body: Mapping[str, Any]) -> ConnectionInfo:
         return cls(
             id=int(body["id"]),
             client=str(body["client"]),
@@ -162,10 +162,18 @@ class ConnectionRecord:
 
 
 @dataclass(frozen=True)
-class ConnectionLog:
+class ConnectionLogInfo:
+    """A proxy's connection log as the control API reports it: counters and records."""
+
     opened: int
     open: int
-    records: list[ConnectionRecord]
+    records: list[ConnectionInfo]
+
+
+# The names the two classes above had before 0.2 (the engine's connection log in
+# chaosnet.proxy.connlog has classes of those names); aliases for one release.
+ConnectionRecord = ConnectionInfo
+ConnectionLog = ConnectionLogInfo
 
 
 def parse_address(text: str) -> Address:
@@ -327,7 +335,7 @@ class ControlClient:
 
     def connections(
         self, proxy: str, *, wait_open: int | None = None, timeout: float = 0.0
-    ) -> ConnectionLog:
+    ) -> ConnectionLogInfo:
         """The connection log; with ``wait_open`` the server first waits (up to
         ``timeout`` s, an event, not a poll) until that many connections are open."""
         self.require(CONNECTION_LOG)
@@ -336,10 +344,10 @@ class ControlClient:
             wait_ms = int(min(timeout, max(0.0, self.timeout - 1.0)) * 1000)
             path += f"?wait_open={wait_open}&timeout_ms={wait_ms}"
         body = self._request("GET", path)
-        return ConnectionLog(
+        return ConnectionLogInfo(
             opened=int(body["opened"]),
             open=int(body["open"]),
-            records=[ConnectionRecord.from_json(r) for r in body["connections"]],
+            records=[ConnectionInfo.from_json(r) for r in body["connections"]],
         )
 
     def _check_toxic_support(self, type: str, extension_fields: Mapping[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Names a package exports but loads on first use (PEP 562 module ``__getattr__``).
+"""Names a package exports but loads on first use (PEP 562 module ``__getattr__``), and
+modules that moved, still importable under their old name for one release.
 
 ``import chaosnet`` (or ``import chaosnet.retry``, which imports the package
 first) must not pull in the harness's third-party dependencies, and
@@ -10,7 +11,11 @@ first read. Standard library only.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 
 
 def lazy_exports(
@@ -32,3 +37,30 @@ def lazy_exports(
         return sorted({*namespace, *module_of})
 
     return __getattr__, __dir__
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import old.name`` gives the module now at its new name: the same module object,
+    so ``old.name.X is new.name.X``. No file stays at the old path."""
+
+    def __init__(self, moved: Mapping[str, str]) -> None:
+        self.moved = dict(moved)
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name not in self.moved:
+            return None
+        return importlib.machinery.ModuleSpec(name, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        return importlib.import_module(self.moved[spec.name])
+
+    def exec_module(self, module: ModuleType) -> None:
+        return None  # already executed under its new name
+
+
+def keep_old_module_names(moved: Mapping[str, str]) -> None:
+    """Let each old module name (key) import the module now at the new one (value)."""
+    if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+        sys.meta_path.append(_MovedModules(moved))

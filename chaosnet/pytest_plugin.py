@@ -1,7 +1,7 @@
 """chaosnet's pytest plugin: wiring only (options, fixtures, markers, report sections).
 
 The work lives in the library: settings in ``chaosnet.settings``, backends in
-``chaosnet.backends``, proxies in ``chaosnet.controller``, servers in
+``chaosnet.backends``, proxies in ``chaosnet.chaos``, servers in
 ``chaosnet.servers``, leak checks in ``chaosnet.leaks``, the per-test
 bookkeeping in ``chaosnet.testrun``.
 """
@@ -18,8 +18,8 @@ import pytest
 
 from chaosnet import leaks
 from chaosnet.backends import Backend
+from chaosnet.chaos import Chaos
 from chaosnet.control import UnsupportedByBackend
-from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
 from chaosnet.scenario import collect as scenario_files
 from chaosnet.servers.factories import ContainerFactory, ServerFactory, session_server
@@ -103,7 +103,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 @pytest.fixture(scope="session")
-def chaos_server(pytestconfig: pytest.Config) -> Backend:
+def chaos_backend(pytestconfig: pytest.Config) -> Backend:
     """The control server in use (``.url``, ``.name``), started once per worker."""
     try:
         return pytestconfig.stash[SESSION].started_backend()
@@ -111,11 +111,18 @@ def chaos_server(pytestconfig: pytest.Config) -> Backend:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def chaos_server(chaos_backend: Backend) -> Backend:
+    """The name ``chaos_backend`` had before 0.2 ("server" now means a real server only);
+    an alias for one release."""
+    return chaos_backend
+
+
 @pytest.fixture
-def chaos(request: pytest.FixtureRequest, chaos_server: Backend) -> Iterator[Chaos]:
+def chaos(request: pytest.FixtureRequest, chaos_backend: Backend) -> Iterator[Chaos]:
     """The controller for this test: ``chaos.proxy(upstream)``; all removed at teardown."""
     run = _run(request.node)
-    with _unsupported_handled(run), run.chaos(chaos_server) as controller:
+    with _unsupported_handled(run), run.chaos(chaos_backend) as controller:
         yield controller
 
 

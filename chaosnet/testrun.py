@@ -2,7 +2,7 @@
 
 A :class:`SessionState` holds the session's settings and its control server
 (started on first use). A :class:`TestRun` knows the test's settings (after
-the marker), hands out its :class:`~chaosnet.controller.Chaos`, remembers
+the marker), hands out its :class:`~chaosnet.chaos.Chaos`, remembers
 which servers the test used and where their logs stood when it began, runs the
 leak check around it, and renders what a failure report needs: backend, seed
 and how to replay it, connection logs, server logs.
@@ -23,8 +23,8 @@ from typing import Any
 
 from chaosnet import leaks
 from chaosnet.backends import Backend, backend_from
-from chaosnet.control import ConnectionLog, ConnectionRecord, ControlClient
-from chaosnet.controller import Chaos, Proxy
+from chaosnet.chaos import Chaos, ProxyHandle
+from chaosnet.control import ConnectionInfo, ConnectionLogInfo, ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.loop import prepare_process
 from chaosnet.seeds import derive_seed
@@ -111,8 +111,8 @@ class TestRun:
         self._task_check: leaks.LeakCheck | None = None
         self._leak_check: leaks.LeakCheck | None = None
         self._started_at: float | None = None  # Unix time the body started (the picture's 0)
-        self._last_logs: dict[str, ConnectionLog] = {}  # read before the proxies go
-        self._last_proxies: list[Proxy] = []
+        self._last_logs: dict[str, ConnectionLogInfo] = {}  # read before the proxies go
+        self._last_proxies: list[ProxyHandle] = []
 
     # -- fixtures ----------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ class TestRun:
                 )
         return "\n".join(lines) or "no proxies"
 
-    def _read_logs(self) -> dict[str, ConnectionLog]:
+    def _read_logs(self) -> dict[str, ConnectionLogInfo]:
         assert self._chaos is not None
         logs = {}
         for proxy in self._chaos.proxies:
@@ -294,7 +294,7 @@ class TestRun:
         return servers
 
 
-def _state(record: ConnectionRecord) -> str:
+def _state(record: ConnectionInfo) -> str:
     how = f"by {record.closed_by} ({record.close_kind})" if record.closed_by else ""
     if record.closed_at is None:
         return f"open, half-closed {how}" if how else "open"

@@ -107,7 +107,7 @@ def test_a_lazy_package_declares_each_name_once_everywhere(package: ModuleType) 
 
 def test_the_public_names_are_the_ones_a_user_needs() -> None:
     assert 40 <= len(chaosnet.__all__) <= 60
-    from chaosnet.controller import Chaos
+    from chaosnet.chaos import Chaos
     from chaosnet.proxy.embedded import EmbeddedServer
     from chaosnet.retry import RetryPolicy
     from chaosnet.servers.process import ServerProcess
@@ -119,3 +119,25 @@ def test_the_public_names_are_the_ones_a_user_needs() -> None:
 def test_an_unknown_name_is_a_clear_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module 'chaosnet' has no attribute 'Chas'"):
         _ = chaosnet.Chas  # type: ignore[attr-defined]
+
+
+def test_names_renamed_in_0_2_still_work_for_one_release() -> None:
+    import chaosnet.chaos
+    import chaosnet.control
+    import chaosnet.controller  # the module's old name
+
+    assert chaosnet.controller is chaosnet.chaos
+    assert chaosnet.controller.Proxy is chaosnet.chaos.ProxyHandle is chaosnet.Proxy
+    assert chaosnet.control.ConnectionRecord is chaosnet.control.ConnectionInfo
+    assert chaosnet.control.ConnectionLog is chaosnet.control.ConnectionLogInfo
+    assert set(chaosnet.MOVED_MODULES) == {"chaosnet.controller"}
+
+
+def test_an_old_module_name_imports_in_a_fresh_interpreter() -> None:
+    """The alias must not depend on the new module having been imported first."""
+    code = "from chaosnet.controller import Chaos, Proxy; print(Chaos.__module__, Proxy.__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["chaosnet.chaos", "ProxyHandle"]

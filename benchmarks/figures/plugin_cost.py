@@ -22,8 +22,8 @@ from benchmarks.figures.common import Context, times
 from benchmarks.report import Row
 from benchmarks.stats import median, percentile, ratio
 from chaosnet.backends.toxiproxy import ToxiproxyBackend
+from chaosnet.chaos import Chaos
 from chaosnet.control import Address, ControlClient
-from chaosnet.controller import Chaos
 from chaosnet.proxy.embedded import EmbeddedServer
 
 PER_TEST_TARGET = 20.0

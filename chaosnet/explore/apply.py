@@ -32,13 +32,13 @@ from chaosnet.scenario.timeline import Timeline, TimelineEvent
 from chaosnet.scenario.toxics import ToxicBase
 
 if TYPE_CHECKING:
-    from chaosnet.controller import Chaos, Proxy
+    from chaosnet.chaos import Chaos, ProxyHandle
     from chaosnet.servers.lifecycle import RealServer
 
 
 def run_schedule(
     schedule: Schedule,
-    proxies: Chaos | Mapping[str, Proxy],
+    proxies: Chaos | Mapping[str, ProxyHandle],
     *,
     servers: Mapping[str, RealServer] | None = None,
 ) -> ScheduleRun:
@@ -58,7 +58,7 @@ class ScheduleRun:
     def __init__(
         self,
         schedule: Schedule,
-        proxies: Mapping[str, Proxy],
+        proxies: Mapping[str, ProxyHandle],
         servers: Mapping[str, RealServer] | None = None,
     ) -> None:
         self.schedule = schedule
@@ -135,5 +135,5 @@ class ScheduleRun:
             note(f"fault schedule, as a scenario timeline:\n{self.schedule.to_yaml()}")
 
 
-def _add(proxy: Proxy, toxic: ToxicBase, _name: str) -> None:
+def _add(proxy: ProxyHandle, toxic: ToxicBase, _name: str) -> None:
     add_toxic(proxy, toxic)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from chaosnet.control import ConnectionLog, ConnectionRecord
+from chaosnet.control import ConnectionInfo, ConnectionLogInfo
 from chaosnet.picture.model import ConnectionLine, Ending
 
 
-def ending(record: ConnectionRecord) -> Ending:
+def ending(record: ConnectionInfo) -> Ending:
     """FIN or RST from either side, by a toxic, by the proxy, or still open."""
     if record.closed_at is None:
         return "still open"
@@ -18,7 +18,7 @@ def ending(record: ConnectionRecord) -> Ending:
     return "RST" if record.close_kind == "rst" else "FIN"
 
 
-def _closed_by(record: ConnectionRecord) -> str:
+def _closed_by(record: ConnectionInfo) -> str:
     if record.closed_by is None:
         return "nobody yet"
     how = f"{record.closed_by} ({(record.close_kind or '?').upper()})"
@@ -27,7 +27,7 @@ def _closed_by(record: ConnectionRecord) -> str:
     return how if record.closed_at is not None else f"half-closed by {how}"
 
 
-def connection_lines(proxy: str, log: ConnectionLog, origin: float) -> list[ConnectionLine]:
+def connection_lines(proxy: str, log: ConnectionLogInfo, origin: float) -> list[ConnectionLine]:
     """The log's records, their Unix times made relative to ``origin``."""
     return [
         ConnectionLine(

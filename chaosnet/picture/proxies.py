@@ -2,7 +2,7 @@
 
 A test's client is the test's own code, so there are no request marks: the
 picture has a row per proxy with the faults the test added and lifted through
-:class:`~chaosnet.controller.Proxy` (toxics, disable/enable), each proxy's
+:class:`~chaosnet.chaos.ProxyHandle` (toxics, disable/enable), each proxy's
 connections from its connection log, and the failure as the one verdict,
 marked when the test's body ended.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from chaosnet.control import ConnectionLog
-from chaosnet.controller import ProxyChange
+from chaosnet.chaos import ProxyChange
+from chaosnet.control import ConnectionLogInfo
 from chaosnet.picture.connections import connection_lines
 from chaosnet.picture.faults import Change, Effect, bands
 from chaosnet.picture.model import Picture, Verdict, proxy_row
@@ -32,7 +32,7 @@ class ProxyTrace:
 
     name: str
     history: Sequence[ProxyChange] = ()
-    log: ConnectionLog | None = None
+    log: ConnectionLogInfo | None = None
     note: str = ""  # why there is no log (a backend without the extension)
 
 

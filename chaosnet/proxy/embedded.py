@@ -26,9 +26,9 @@ from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.addresses import format_address
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
+from chaosnet.proxy.control_server import ControlServer
 from chaosnet.proxy.httpconn import IDLE_TIMEOUT_S
 from chaosnet.proxy.loop import new_event_loop
-from chaosnet.proxy.server import ControlServer
 from chaosnet.seeds import fresh_seed
 
 if TYPE_CHECKING:

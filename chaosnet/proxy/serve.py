@@ -26,11 +26,11 @@ from chaosnet.proxy.api import TOXIPROXY_API_VERSION
 from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.config import load_config
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
+from chaosnet.proxy.control_server import ControlServer
 from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import ApiError
 from chaosnet.proxy.loop import new_event_loop
 from chaosnet.proxy.metrics import MetricsOptions
-from chaosnet.proxy.server import ControlServer
 from chaosnet.seeds import fresh_seed
 from chaosnet.version import __version__
 

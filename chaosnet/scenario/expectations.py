@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chaosnet.control import ConnectionLog
+from chaosnet.control import ConnectionLogInfo
 from chaosnet.delivery import DeliveryReport, check_delivery
 from chaosnet.kv import WriteRecord
 from chaosnet.leaks import LeakReport
@@ -37,7 +37,7 @@ class Observation:
     unfired: list[str]  # descriptions of timeline steps that never fired
     leaks: LeakReport | None = None
     writes: list[WriteRecord] | None = None
-    connections: dict[str, ConnectionLog] | None = None
+    connections: dict[str, ConnectionLogInfo] | None = None
 
 
 def evaluate(expect: Expectations, obs: Observation) -> list[ExpectationResult]:

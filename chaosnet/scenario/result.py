@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from chaosnet.control import ConnectionLog
+from chaosnet.control import ConnectionLogInfo
 from chaosnet.scenario.model import Scenario
 from chaosnet.scenario.timeline import TimelineEvent
 from chaosnet.scenario.workloads import RequestRecord
@@ -57,7 +57,7 @@ class ScenarioResult:
     spec: Scenario | None = None  # what was run (rows and faults of the HTML report)
     started_at: float | None = None  # Unix time the workload started (aligns proxy logs)
     #: Each proxy's connection log as the run left it, and its listening "host:port".
-    connections: dict[str, ConnectionLog] = field(default_factory=dict)
+    connections: dict[str, ConnectionLogInfo] = field(default_factory=dict)
     proxy_addresses: dict[str, str] = field(default_factory=dict)
 
     @property

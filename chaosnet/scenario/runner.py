@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chaosnet.address import format_address
-from chaosnet.control import CONNECTION_LOG, ConnectionLog, ControlClient
+from chaosnet.control import CONNECTION_LOG, ConnectionLogInfo, ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import KVClient, WriteRecord
@@ -379,8 +379,8 @@ class ScenarioRun:
                     return client.writes()
         return []
 
-    def _connection_logs(self, stage: Stage) -> dict[str, ConnectionLog]:
-        logs: dict[str, ConnectionLog] = {}
+    def _connection_logs(self, stage: Stage) -> dict[str, ConnectionLogInfo]:
+        logs: dict[str, ConnectionLogInfo] = {}
         for name, counts in (self.spec.expect.connections or {}).items():
             proxy = stage.proxies[name]
             if counts.open is not None:

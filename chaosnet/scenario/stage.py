@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chaosnet.chaos import Chaos, ProxyHandle
 from chaosnet.control import ControlClient
-from chaosnet.controller import Chaos, Proxy
 from chaosnet.retry import Endpoint
 from chaosnet.scenario.checks import toxic_definitions, update_attributes
 from chaosnet.scenario.loader import LoadedScenario
@@ -49,7 +49,7 @@ class Stage:
         self.seed = seed
         self.chaos = Chaos(control, name_prefix=name_prefix)
         self.servers: dict[str, RealServer] = {}
-        self.proxies: dict[str, Proxy] = {}
+        self.proxies: dict[str, ProxyHandle] = {}
         self._on_server = on_server
         self._seed_toxics = "seed" in control.extensions
         self._toxic_types = {
@@ -138,7 +138,7 @@ class Stage:
         else:
             apply_step(step, self.proxies, self.servers, self._add_toxic)
 
-    def _add_toxic(self, proxy: Proxy, toxic: ToxicBase, proxy_name: str) -> None:
+    def _add_toxic(self, proxy: ProxyHandle, toxic: ToxicBase, proxy_name: str) -> None:
         seed = None
         if self._seed_toxics and toxic.seed is None:
             seed = derive_seed(self.seed, proxy_name, toxic.toxic_name)
@@ -162,10 +162,10 @@ class Stage:
         raise AssertionError(f"unhandled server kind {type(server).__name__}")
 
 
-AddToxic = Callable[[Proxy, ToxicBase, str], None]
+AddToxic = Callable[[ProxyHandle, ToxicBase, str], None]
 
 
-def add_toxic(proxy: Proxy, toxic: ToxicBase, *, seed: int | None = None) -> None:
+def add_toxic(proxy: ProxyHandle, toxic: ToxicBase, *, seed: int | None = None) -> None:
     """Add a scenario's toxic (a file's, or a step's) to a proxy, with ``seed`` if given."""
     fields = toxic.extension_fields()
     if seed is not None:
@@ -182,7 +182,7 @@ def add_toxic(proxy: Proxy, toxic: ToxicBase, *, seed: int | None = None) -> Non
 
 def apply_step(
     step: Step,
-    proxies: Mapping[str, Proxy],
+    proxies: Mapping[str, ProxyHandle],
     servers: Mapping[str, RealServer],
     add_toxic: AddToxic,
 ) -> None:

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
+from chaosnet.servers.builtin_runtime import ProtocolFactory, ServerContext, serve, serve_datagrams
 from chaosnet.servers.kv import KVStore
 from chaosnet.servers.protocols import EchoProtocol, FramedProtocol, datagram_echo, echo_payload
-from chaosnet.servers.serve import ProtocolFactory, ServerContext, serve, serve_datagrams
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict, Unpack
 
+from chaosnet.servers.builtin_runtime import READY_WORDS
 from chaosnet.servers.lifecycle import DEFAULT_READY_TIMEOUT_S
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import LogLine
-from chaosnet.servers.serve import READY_WORDS
 
 BUILTIN_KINDS = ("echo", "framed_echo", "kv", "udp_echo")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])

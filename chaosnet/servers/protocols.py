@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from chaosnet.datagram import MalformedDatagram, decode, encode
 from chaosnet.framing import FrameDecoder, FrameError, IncompleteFrame, frame_format
-from chaosnet.servers.serve import ServerContext, ServerProtocol
+from chaosnet.servers.builtin_runtime import ServerContext, ServerProtocol
 
 
 class EchoProtocol(ServerProtocol):

@@ -8,9 +8,9 @@ import pytest
 from chaosnet.backends import open_backend
 from chaosnet.backends.docker import DockerBackend
 from chaosnet.backends.embedded import EmbeddedBackend
+from chaosnet.chaos import Chaos, ToxicHandle
 from chaosnet.connection import FramedClient
 from chaosnet.control import ControlClient
-from chaosnet.controller import Chaos, ToxicHandle
 from chaosnet.retry import RetryDetails, RetryPolicy, is_transient
 from chaosnet.servers.container import ContainerServer
 from chaosnet.servers.docker_engine import docker_client

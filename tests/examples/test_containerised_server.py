@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from chaosnet.chaos import Chaos
 from chaosnet.connection import FramedClient
-from chaosnet.controller import Chaos
 from chaosnet.retry import RetryDetails, RetryPolicy
 from chaosnet.servers.builtin import ready_line
 from chaosnet.servers.factories import ContainerFactory

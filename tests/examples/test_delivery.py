@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chaosnet.chaos import Chaos
 from chaosnet.connection import RequestMayHaveBeenDelivered
-from chaosnet.controller import Chaos
 from chaosnet.delivery import DeliveryError, DeliveryLedger, assert_delivery
 from chaosnet.kv import KVClient
 from chaosnet.retry import RetryDetails, RetryPolicy

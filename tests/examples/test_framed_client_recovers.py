@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from chaosnet.chaos import Chaos
 from chaosnet.connection import FramedClient
-from chaosnet.controller import Chaos
 from chaosnet.framing import IncompleteFrame, recv_frame, send_frame
 from chaosnet.retry import RetryDetails, RetryPolicy
 from chaosnet.servers import ServerProcess

@@ -262,8 +262,9 @@ def test_toxiproxy_backend_runs_the_real_binary_and_refuses_extensions(
         from chaosnet.connection import FramedClient
         from chaosnet.control import UnsupportedByBackend
 
-        def test_latency_through_toxiproxy(chaos, chaos_server, framed_echo_server):
-            assert chaos_server.name == "toxiproxy"
+        def test_latency_through_toxiproxy(chaos, chaos_backend, chaos_server, framed_echo_server):
+            assert chaos_backend.name == "toxiproxy"
+            assert chaos_server is chaos_backend  # the old name, an alias for one release
             assert "version" in chaos.client.version()
             assert not chaos.client.is_chaosnet
             proxy = chaos.proxy(framed_echo_server)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from chaosnet.chaos import Chaos
 from chaosnet.control import ControlClient
-from chaosnet.controller import Chaos
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.embedded import EmbeddedServer
 from tests.proxy.support import Api, Upstream, connect, listen_address

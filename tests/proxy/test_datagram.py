@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from chaosnet.chaos import Chaos
 from chaosnet.control import ControlClient
-from chaosnet.controller import Chaos
 from chaosnet.datagram import DatagramClient, NoReply
 from chaosnet.proxy.embedded import EmbeddedServer
 from chaosnet.retry import RetryError, RetryPolicy

@@ -2,7 +2,7 @@
 
 ``Chaos`` tracks everything it creates on one control server and ``close()``
 removes it all, so a failing or timed-out test leaves nothing behind on a
-shared server. ``Proxy`` and ``ToxicHandle`` are thin, typed handles over
+shared server. ``ProxyHandle`` and ``ToxicHandle`` are thin, typed handles over
 :mod:`chaosnet.control`; they hold names, never server state, so they stay
 valid across an API ``/reset``.
 """
@@ -22,7 +22,7 @@ from chaosnet.address import Address, format_address
 from chaosnet.control import (
     DEFAULT_STREAM,
     EXTENSION_TOXIC_FIELDS,
-    ConnectionLog,
+    ConnectionLogInfo,
     ControlClient,
     NotFound,
     ProxyInfo,
@@ -65,7 +65,7 @@ class ProxyChange:
 class ToxicHandle:
     """A toxic on a proxy; as a context manager it is removed on exit."""
 
-    def __init__(self, proxy: Proxy, info: ToxicInfo) -> None:
+    def __init__(self, proxy: ProxyHandle, info: ToxicInfo) -> None:
         self.proxy = proxy
         self.name = info.name
         self.type = info.type
@@ -100,7 +100,7 @@ class ToxicHandle:
         return f"<toxic {self.name} ({self.type}, {self.stream}) on {self.proxy.name}>"
 
 
-class Proxy:
+class ProxyHandle:
     """One proxy on the control server: where clients connect instead of the real server."""
 
     def __init__(self, client: ControlClient, info: ProxyInfo, *, seed: int | None = None) -> None:
@@ -175,7 +175,7 @@ class Proxy:
         self.listen, self.address = info.listen, info.address
 
     @contextmanager
-    def down(self) -> Iterator[Proxy]:
+    def down(self) -> Iterator[ProxyHandle]:
         self.disable()
         try:
             yield self
@@ -183,11 +183,11 @@ class Proxy:
             self.enable()
 
     @property
-    def connections(self) -> ConnectionLog:
+    def connections(self) -> ConnectionLogInfo:
         """A fresh snapshot of the connection log (a chaosnet extension)."""
         return self.client.connections(self.name)
 
-    def wait_connections(self, *, open: int = 0, timeout: float = 2.0) -> ConnectionLog:
+    def wait_connections(self, *, open: int = 0, timeout: float = 2.0) -> ConnectionLogInfo:
         """Wait until exactly ``open`` connections are open; the proxy notices a
         client's close a moment after the client returns from ``close()``. The
         server waits on the event itself (one request, no polling)."""
@@ -214,6 +214,11 @@ def _attributes(values: dict[str, Any]) -> str:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+#: The name ``ProxyHandle`` had before 0.2 (it collided with the engine's ``Proxy``); an
+#: alias for one release.
+Proxy = ProxyHandle
+
+
 class Chaos:
     """The controller for one test or scenario run; ``close()`` removes what it made.
 
@@ -227,11 +232,11 @@ class Chaos:
         self.client = client
         self.name_prefix = _UNSAFE.sub("-", name_prefix)
         self.seed = seed
-        self._proxies: list[Proxy] = []
+        self._proxies: list[ProxyHandle] = []
         self._counter = itertools.count(1)
 
     @property
-    def proxies(self) -> list[Proxy]:
+    def proxies(self) -> list[ProxyHandle]:
         return list(self._proxies)
 
     def proxy(
@@ -242,7 +247,7 @@ class Chaos:
         listen: str = "127.0.0.1:0",
         transport: str = "tcp",
         flow_timeout: int | None = None,
-    ) -> Proxy:
+    ) -> ProxyHandle:
         """Create a proxy to ``upstream``, listening on a fresh loopback port.
 
         ``transport="udp"`` makes a datagram proxy (chaosnet backends only), whose
@@ -257,7 +262,7 @@ class Chaos:
             flow_timeout=flow_timeout,
         )
         seed = None if self.seed is None else derive_seed(self.seed, short_name)
-        proxy = Proxy(self.client, info, seed=seed)
+        proxy = ProxyHandle(self.client, info, seed=seed)
         self._proxies.append(proxy)
         return proxy
 
