@@ -27,9 +27,14 @@ FLOAT_ATTRIBUTES = [
 def test_subnormal_floats_are_refused_by_api_and_scenario(
     api: Api, echo_server: Upstream, kind: str, name: str, tiny: float
 ) -> None:
-    api.create_proxy("c", echo_server.address)
-    with connect(listen_address(api.get("/proxies/c").body)):  # a live connection
-        reply = api.post("/proxies/c/toxics", {"type": kind, "attributes": {name: tiny}})
+    toxic = {"type": kind, "attributes": {name: tiny}}
+    if "tcp" in REGISTRY[kind].transports:
+        api.create_proxy("c", echo_server.address)
+        with connect(listen_address(api.get("/proxies/c").body)):  # a live connection
+            reply = api.post("/proxies/c/toxics", toxic)
+    else:  # a datagram toxic, on a proxy of its own transport
+        api.create_proxy("c", echo_server.address, transport="udp")
+        reply = api.post("/proxies/c/toxics", toxic)
     assert reply.status == 400, reply
     assert f"attributes.{name}" in str(reply.body), reply.body
     assert api.get("/proxies/c/toxics").body == []  # nothing half-registered
