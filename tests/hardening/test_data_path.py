@@ -17,7 +17,6 @@ from tests.proxy.support import Api, Upstream, connect, listen_address, round_tr
 FLOAT_ATTRIBUTES = [
     (cls.type_name, attr.name)
     for cls in REGISTRY.values()
-    if "tcp" in cls.transports  # datagram toxics go on udp proxies (tests/datagram)
     for attr in cls.attributes
     if attr.kind == "float"
 ]
