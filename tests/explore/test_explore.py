@@ -22,7 +22,7 @@ from tests.explore.conftest import BUNDLED, CLIENTS, NARROW, REPO
 BUNDLED_SEED = "2"
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(400)
 def test_explore_finds_the_compound_bug_and_shrinks_it_to_two_faults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -36,7 +36,7 @@ def test_explore_finds_the_compound_bug_and_shrinks_it_to_two_faults(
             "--seed",
             BUNDLED_SEED,
             "--budget",
-            "50s",
+            "90s",
             "--no-database",
             "--out",
             str(out),
