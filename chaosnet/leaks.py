@@ -12,6 +12,13 @@ Creation sites come from a ``sys.addaudithook`` on ``socket.__new__`` that
 records a short stack per socket in a weak map: about 3 us per socket created
 and nothing measurable elsewhere, where ``tracemalloc`` slows every operation
 down 7-25x (measured; see docs/servers.md).
+
+A resource the code dropped without closing is a leak even when the garbage
+collector closes it for the code (CPython finalizes an unclosed socket, file
+or pipe and emits a ``ResourceWarning``, ignored by default). While a check
+runs, those warnings are taken as leaks with the line that created the
+resource and the place the collector finalized it; ``finish`` collects garbage
+first, so a socket dropped in a reference cycle counts too.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ import sys
 import sysconfig
 import threading
 import time
+import warnings
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -102,11 +110,57 @@ ExemptFn = Callable[[Resource], bool]
 # --------------------------------------------------------------------------- creation sites
 
 Frame = tuple[str, int, str]
+Site = tuple[str, tuple[Frame, ...]]  # the creating thread's name, its stack
 _MAX_FRAMES = 12
-_socket_sites: weakref.WeakKeyDictionary[socket.socket, tuple[str, tuple[Frame, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
-_popen_sites: deque[tuple[tuple[str, ...], tuple[Frame, ...]]] = deque(maxlen=256)
+_KEEP_DEAD = 256
+
+
+class _SiteTable:
+    """Creation sites of live objects, by identity, kept a little while after they die.
+
+    The garbage collector clears the weak references of a cycle before it runs
+    the finalizers that warn about an unclosed socket, so a site is looked up by
+    ``id`` among the recently dead too (the dying object still holds its id).
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[int, tuple[weakref.ref[object], Site]] = {}
+        self._dead: OrderedDict[int, Site] = OrderedDict()
+        self._lock = threading.RLock()  # a collection may run a callback inside ``add``
+
+    def add(self, obj: object, site: Site) -> None:
+        key = id(obj)
+        ref = weakref.ref(obj, lambda dead, key=key: self._died(key, dead))
+        with self._lock:
+            self._live[key] = (ref, site)
+
+    def _died(self, key: int, ref: weakref.ref[object]) -> None:
+        with self._lock:
+            entry = self._live.get(key)
+            if entry is None or entry[0] is not ref:
+                return
+            del self._live[key]
+            self._dead[key] = entry[1]
+            while len(self._dead) > _KEEP_DEAD:
+                self._dead.popitem(last=False)
+
+    def of(self, obj: object) -> Site | None:
+        with self._lock:
+            entry = self._live.get(id(obj))
+            if entry is not None and entry[0]() is obj:
+                return entry[1]
+            return self._dead.get(id(obj))
+
+    def live(self) -> list[tuple[object, Site]]:
+        with self._lock:
+            entries = list(self._live.values())
+        return [(obj, site) for ref, site in entries if (obj := ref()) is not None]
+
+
+_socket_sites = _SiteTable()
+_popen_sites: deque[tuple[tuple[str, ...], tuple[Frame, ...]]] = deque(maxlen=_KEEP_DEAD)
+#: Where files (pipes too: their name is the fd) were opened, while a check listens.
+_open_sites: OrderedDict[str | int, Site] = OrderedDict()
 _tracking_lock = threading.Lock()
 _tracking = False
 
@@ -131,7 +185,11 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
         if event == "socket.__new__":
             sock = args[0]
             if isinstance(sock, socket.socket):
-                _socket_sites[sock] = (threading.current_thread().name, _stack())
+                _socket_sites.add(sock, (threading.current_thread().name, _stack()))
+        elif event == "open" and _listeners and isinstance(args[0], str | int):
+            _open_sites[args[0]] = (threading.current_thread().name, _stack())
+            while len(_open_sites) > _KEEP_DEAD:
+                _open_sites.popitem(last=False)
         elif event == "subprocess.Popen":
             argv = args[1]
             if isinstance(argv, list | tuple):
@@ -203,18 +261,15 @@ def _short_path(filename: str) -> str:
     return filename if relative.startswith("..") else relative
 
 
+def _render_site_of(site: Site) -> list[str]:
+    thread_name, frames = site
+    return [*render_site(frames), f"(in thread {thread_name!r})"]
+
+
 def _socket_site(fd: int) -> list[str]:
-    for _ in range(3):  # the weak map may change under us while other threads run
-        try:
-            entries = list(_socket_sites.items())
-            break
-        except RuntimeError:
-            continue
-    else:
-        return []
-    for sock, (thread_name, frames) in entries:
-        if sock.fileno() == fd:
-            return [*render_site(frames), f"(in thread {thread_name!r})"]
+    for sock, site in _socket_sites.live():
+        if isinstance(sock, socket.socket) and sock.fileno() == fd:
+            return _render_site_of(site)
     if not _tracking:
         return ["(creation site unknown: call chaosnet.leaks.track_creation_sites() first)"]
     return ["(no Python socket object owns it: created natively, detached, or before tracking)"]
@@ -389,6 +444,117 @@ def register_probe(factory: Callable[[], Probe]) -> Callable[[], None]:
     return lambda: _extra_probes.remove(factory)
 
 
+# --------------------------------------------------------------------------- finalized unclosed
+
+FinalizedListener = Callable[[Leak, Resource], None]
+_listeners: tuple[FinalizedListener, ...] = ()
+_listeners_lock = threading.Lock()
+_ALWAYS = ("always", None, ResourceWarning, None, 0)
+_hooked = False
+
+
+def listen_for_finalized(listener: FinalizedListener) -> Callable[[], None]:
+    """Call ``listener`` for every resource finalized unclosed from now on; returns the
+    function that stops it.
+
+    While anyone listens, ResourceWarnings are shown to nobody else (whatever the
+    warning filters say, ``-W error`` included): each becomes a leak report instead.
+    """
+    global _listeners
+    with _listeners_lock:
+        _hook_warnings()
+        if not _listeners:
+            _filter_always(True)
+        _listeners = (*_listeners, listener)
+
+    def stop() -> None:
+        global _listeners
+        with _listeners_lock:
+            if listener in _listeners:
+                rest = list(_listeners)
+                rest.remove(listener)
+                _listeners = tuple(rest)
+                if not _listeners:
+                    _filter_always(False)
+
+    return stop
+
+
+def _filter_always(on: bool) -> None:
+    """Let ResourceWarnings through the filters (they are ignored by default)."""
+    filters: list[object] = warnings.filters  # type: ignore[assignment]
+    while _ALWAYS in filters:
+        filters.remove(_ALWAYS)
+    if on:
+        filters.insert(0, _ALWAYS)
+    warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+def _hook_warnings() -> None:
+    """Wrap ``warnings._showwarnmsg``, the one function every shown warning goes through
+    (the C finalizers' too). ``catch_warnings`` swaps what it calls, not it, so the hook
+    sees warnings inside pytest's per-test capture; others still reach that capture."""
+    global _hooked
+    if _hooked:
+        return
+    original = warnings._showwarnmsg  # type: ignore[attr-defined]
+
+    def showwarnmsg(message: warnings.WarningMessage) -> None:
+        if not _take_finalized(message):
+            original(message)
+
+    warnings._showwarnmsg = showwarnmsg  # type: ignore[attr-defined]
+    _hooked = True
+
+
+def _take_finalized(message: warnings.WarningMessage) -> bool:
+    listeners = _listeners
+    if not listeners or not issubclass(message.category, ResourceWarning):
+        return False
+    try:
+        leak, resource = _describe_finalized(message)
+    except Exception:  # never raise into a finalizer; say what we could
+        leak = Leak("resource", f"finalized unclosed: {message.message}")
+        resource = Resource("resource", ("finalized", id(message)))
+    for listener in listeners:
+        listener(leak, resource)
+    return True
+
+
+def _describe_finalized(message: warnings.WarningMessage) -> tuple[Leak, Resource]:
+    source = message.source
+    where = (
+        "when the leak check collected garbage"
+        if message.filename == __file__
+        else f"at {_short_path(message.filename)}:{message.lineno}"
+    )
+    text = str(message.message)
+    site: list[str] = []
+    kind, fd, pid = "resource", None, None
+    if isinstance(source, socket.socket):
+        kind, fd = "socket", source.fileno()
+        found = _socket_sites.of(source)
+        site = _render_site_of(found) if found else []
+    elif hasattr(source, "readable") and hasattr(source, "name"):
+        kind = "file"
+        found = _open_sites.get(source.name)
+        site = _render_site_of(found) if found else []
+    elif source is not None and hasattr(source, "args") and hasattr(source, "pid"):
+        kind, pid = "process", source.pid
+        args = source.args
+        argv = (args,) if isinstance(args, str | bytes) else tuple(args)
+        site = _popen_site(tuple(str(a) for a in argv))
+    what = {"socket": "a socket", "file": "a file", "process": "a child process"}
+    leak = Leak(
+        kind,
+        f"{what.get(kind, 'a resource')} was never closed; the garbage collector finalized it "
+        f"({where}): {text}",
+        tuple(site or ["(creation site unknown)"]),
+    )
+    key = ("finalized", id(source), time.monotonic())
+    return leak, Resource(kind, key, fd=fd, pid=pid, obj=source)
+
+
 # --------------------------------------------------------------------------- exemptions
 
 
@@ -511,13 +677,23 @@ class LeakCheck:
         self._ignore = Exemptions()
         self._ignore.add(*ignore)
         self._baselines: list[_Baseline] = []
+        self._finalized: list[tuple[Leak, Resource]] = []
+        self._stop_listening: Callable[[], None] | None = None
 
     def ignore(self, *things: Exempt | ExemptFn) -> None:
         self._ignore.add(*things)
 
     def start(self) -> None:
         probes = [*self._probes, *([TaskProbe(self._loop)] if self._loop else [])]
+        gc.collect()  # garbage made before the check is not this check's leak
         self._baselines = [_Baseline(p, set(p.snapshot())) for p in probes]
+        if self._stop_listening is None:
+            self._stop_listening = listen_for_finalized(self._on_finalized)
+
+    def _on_finalized(self, leak: Leak, resource: Resource) -> None:
+        # Decided now: the fd is still open while its finalizer warns.
+        if not (self._ignore.exempts(resource) or long_lived.exempts(resource)):
+            self._finalized.append((leak, Resource(resource.kind, resource.key, pid=resource.pid)))
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Also check this loop's tasks, from now on (e.g. once an async fixture made it)."""
@@ -528,20 +704,31 @@ class LeakCheck:
         """Wait up to ``settle`` seconds for new resources to go away; report those left."""
         budget = self._settle if settle is None else settle
         started = time.monotonic()
-        delay, collected = _POLL_START_S, False
-        while True:
-            leftovers = list(self._leftovers())
-            waited = time.monotonic() - started
-            if not leftovers:
-                return LeakReport((), waited)
-            if not collected:  # garbage (e.g. a socket in a reference cycle) is not a leak
-                gc.collect()
-                collected = True
-                continue
-            if waited >= budget:
-                return LeakReport(tuple(probe.describe(r) for probe, r in leftovers), waited)
-            time.sleep(min(delay, budget - waited))
-            delay = min(delay * 2, _POLL_MAX_S)
+        delay = _POLL_START_S
+        gc.collect()  # a socket dropped in a reference cycle is finalized (and reported) now
+        try:
+            while True:
+                leftovers = list(self._leftovers())
+                waited = time.monotonic() - started
+                if not leftovers or waited >= budget:
+                    found = tuple(probe.describe(r) for probe, r in leftovers)
+                    alive = {r.pid for _, r in leftovers if r.pid is not None}
+                    return LeakReport((*self._take_finalized(alive), *found), waited)
+                time.sleep(min(delay, budget - waited))
+                delay = min(delay * 2, _POLL_MAX_S)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop taking finalized resources as this check's leaks (``finish`` does it)."""
+        stop, self._stop_listening = self._stop_listening, None
+        if stop is not None:
+            stop()
+
+    def _take_finalized(self, alive: set[int]) -> list[Leak]:
+        """Finalized leaks, but not a Popen whose still-running child is reported anyway."""
+        taken, self._finalized = self._finalized, []
+        return [leak for leak, resource in taken if resource.pid not in alive]
 
     def assert_clean(self, *, settle: float | None = None) -> LeakReport:
         report = self.finish(settle=settle)

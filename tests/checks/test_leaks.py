@@ -233,20 +233,85 @@ def test_a_pending_task_of_a_watched_loop_is_reported() -> None:
     assert "in forever" in leak.details[0]
 
 
-def test_garbage_is_collected_before_it_counts() -> None:
+def test_a_socket_closed_only_by_the_garbage_collector_is_a_leak() -> None:
     check = LeakCheck()
     check.start()
-    sock = socket.socket()
+    sock = socket.socket()  # dropped in a cycle: closed only by the collector
     cycle: list[object] = [sock]
-    cycle.append(cycle)  # unreachable once we drop it, closed only by the collector
+    cycle.append(cycle)
     gc.disable()
     try:
         del sock, cycle
-        with pytest.warns(ResourceWarning):
-            report = check.finish(settle=QUICK)
+        report = check.finish(settle=QUICK)
     finally:
         gc.enable()
-    assert not report
+    [leak] = report.leaks
+    assert leak.kind == "socket"
+    assert leak.summary.startswith(
+        "a socket was never closed; the garbage collector finalized it "
+        "(when the leak check collected garbage): unclosed <socket.socket fd="
+    )
+    assert "sock = socket.socket()  # dropped in a cycle" in leak.details[1]
+
+
+def _drops_a_socket_on_error(port: int) -> None:
+    sock = socket.create_connection(("127.0.0.1", port))  # never closed on the error path
+    sock.sendall(b"x")
+    raise ConnectionResetError("the error path forgets the socket")
+
+
+def test_a_socket_dropped_on_an_error_path_is_reported_with_its_creating_line() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        check = LeakCheck()
+        check.start()
+        with pytest.raises(ConnectionResetError):
+            _drops_a_socket_on_error(listener.getsockname()[1])
+        listener.accept()[0].close()
+        report = check.finish(settle=QUICK)
+    [leak] = report.leaks
+    assert leak.summary.startswith("a socket was never closed; the garbage collector finalized")
+    assert "raddr=('127.0.0.1'" in leak.summary
+    assert "in _drops_a_socket_on_error" in leak.details[0]
+    assert "# never closed on the error path" in leak.details[1]
+
+
+def test_files_and_pipes_finalized_unclosed_are_leaks(tmp_path: Path) -> None:
+    check = LeakCheck()
+    check.start()
+    open(tmp_path / "f", "w").write("x")  # noqa: SIM115 - the file object is dropped
+    child = subprocess.Popen([sys.executable, "-c", "print(1)"], stdout=subprocess.PIPE)
+    child.wait()
+    del child  # its stdout pipe is never closed
+    report = check.finish(settle=QUICK)
+    summaries = "\n".join(leak.summary for leak in report.leaks)
+    assert len(report.leaks) == 2, report.render()
+    assert "unclosed file <_io.BufferedReader name=" in summaries
+    assert f"unclosed file <_io.TextIOWrapper name='{tmp_path / 'f'}'" in summaries
+    sites = "\n".join(line for leak in report.leaks for line in leak.details)
+    assert 'open(tmp_path / "f", "w").write("x")' in sites
+    assert "child = subprocess.Popen(" in sites
+
+
+def test_finalized_resources_are_leaks_whatever_the_warning_filters_say() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # -W error::ResourceWarning
+        check = LeakCheck()
+        check.start()
+        socket.socket()  # dropped at once
+        report = check.finish(settle=QUICK)
+    assert [leak.kind for leak in report.leaks] == ["socket"]
+
+
+def test_outside_a_check_resource_warnings_follow_the_filters() -> None:
+    check = LeakCheck()
+    check.start()
+    check.finish(settle=0)  # a check that ran and ended stops listening
+    with pytest.warns(ResourceWarning, match="unclosed <socket"):
+        socket.socket()
 
 
 def test_long_lived_things_are_exempt() -> None:
