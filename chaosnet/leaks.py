@@ -130,7 +130,11 @@ class _SiteTable:
 
     def add(self, obj: object, site: Site) -> None:
         key = id(obj)
-        ref = weakref.ref(obj, lambda dead, key=key: self._died(key, dead))
+
+        def died(dead: weakref.ref[object]) -> None:
+            self._died(key, dead)
+
+        ref = weakref.ref(obj, died)
         with self._lock:
             self._live[key] = (ref, site)
 
@@ -535,7 +539,7 @@ def _describe_finalized(message: warnings.WarningMessage) -> tuple[Leak, Resourc
         kind, fd = "socket", source.fileno()
         found = _socket_sites.of(source)
         site = _render_site_of(found) if found else []
-    elif hasattr(source, "readable") and hasattr(source, "name"):
+    elif source is not None and hasattr(source, "readable") and hasattr(source, "name"):
         kind = "file"
         found = _open_sites.get(source.name)
         site = _render_site_of(found) if found else []
