@@ -202,7 +202,7 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
         return
 
 
-def _frames_from(frame: FrameType | None) -> list[Frame]:
+def frames_of(frame: FrameType | None) -> list[Frame]:
     """``frame`` and its callers, innermost first."""
     frames: list[Frame] = []
     while frame is not None and len(frames) < _MAX_FRAMES:
@@ -213,7 +213,7 @@ def _frames_from(frame: FrameType | None) -> list[Frame]:
 
 def _stack() -> tuple[Frame, ...]:
     """The caller's stack, innermost first, then the awaiting coroutines of the current task."""
-    frames = _frames_from(sys._getframe(2))
+    frames = frames_of(sys._getframe(2))
     loop = asyncio._get_running_loop()
     task = asyncio.current_task(loop) if loop is not None else None
     if task is not None:
@@ -363,7 +363,7 @@ class ThreadProbe:
             where = f"{_short_path(code.co_filename)}:{code.co_firstlineno}"
             details.append(f"runs {getattr(target, '__qualname__', '?')} ({where})")
         frame = sys._current_frames().get(thread.ident or -1)
-        details.extend(render_site(_frames_from(frame), verb="now"))
+        details.extend(render_site(frames_of(frame), verb="now"))
         return Leak("thread", f"{flavour} {thread.name!r} (ident {thread.ident})", tuple(details))
 
 

@@ -39,6 +39,8 @@ from chaosnet.scenario.toxics import COMMON_FIELDS, TOXICS_BY_TYPE, ToxicBase, a
 from chaosnet.scenario.units import format_duration
 
 #: Which builtin server each builtin workload talks to.
+#: Expectations judged from the proxies' connection logs (a chaosnet extension).
+WIRE_EXPECTATIONS = ("max_connect_rate", "backoff", "max_sends")
 WORKLOAD_SERVERS = {
     "framed": ("framed_echo", "echo"),
     "kv": ("kv",),
@@ -127,6 +129,9 @@ def extensions_used(spec: Scenario) -> list[tuple[str, DataPath]]:
             used += _toxic_extensions(step.add_toxic, ("timeline", index, "add_toxic"))
     if spec.expect.connections:
         used.append((CONNECTION_LOG, ("expect", "connections")))
+    for name in WIRE_EXPECTATIONS:
+        if getattr(spec.expect, name) is not None:
+            used.append((CONNECTION_LOG, ("expect", name)))
     return used + _envelope_extensions(spec)
 
 
@@ -367,7 +372,7 @@ class _Checker:
         if expect.fails_with is not None and not client.is_callable:
             error = expect.fails_with.error
             known = known_error_names()
-            if error not in known:
+            if error.rpartition(".")[2] not in known:
                 self.fail(
                     ("expect", "fails_with", "error"),
                     f"unknown error {error!r}{did_you_mean(error, known)}",

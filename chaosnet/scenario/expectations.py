@@ -17,10 +17,19 @@ from chaosnet.control import ConnectionLogInfo
 from chaosnet.delivery import DeliveryReport, check_delivery
 from chaosnet.kv import WriteRecord
 from chaosnet.leaks import LeakReport
-from chaosnet.scenario.model import Bounds, Expectations, FailsWith, LatencyBound
+from chaosnet.scenario.model import (
+    Backoff,
+    Bounds,
+    ConnectionCounts,
+    CountRange,
+    Expectations,
+    FailsWith,
+    LatencyBound,
+)
 from chaosnet.scenario.result import ExpectationResult
 from chaosnet.scenario.timeline import TimelineEvent
 from chaosnet.scenario.units import format_duration
+from chaosnet.scenario.wire import Wire
 from chaosnet.scenario.workloads import RequestRecord
 
 SHOWN = 5
@@ -38,11 +47,27 @@ class Observation:
     leaks: LeakReport | None = None
     writes: list[WriteRecord] | None = None
     connections: dict[str, ConnectionLogInfo] | None = None
+    wire: Wire | None = None  # every proxy's connections, on the workload's clock
+    hung: ExpectationResult | None = None  # the watchdog fired: the run stopped there
+
+
+#: Checked while the run goes (the watchdog), not from the observation afterwards.
+LIVE = ("max_request_time",)
 
 
 def evaluate(expect: Expectations, obs: Observation) -> list[ExpectationResult]:
-    """Every expectation of the file, in the file's order, then the timeline's own check."""
-    results = [_CHECKS[name](getattr(expect, name), obs) for name in expect.chosen()]
+    """Every expectation of the file, in the file's order, then the timeline's own check.
+
+    A run the watchdog stopped is judged by the watchdog alone: the rest would
+    only describe a run cut short.
+    """
+    if obs.hung is not None:
+        return [obs.hung]
+    results = [
+        _CHECKS[name](getattr(expect, name), obs) for name in expect.chosen() if name not in LIVE
+    ]
+    if expect.max_request_time is not None:
+        results.append(request_time_held(expect.max_request_time, obs.requests))
     if obs.unfired:
         results.append(_timeline_incomplete(obs))
     return [_when_failed(result, obs) for result in results]
@@ -109,7 +134,8 @@ def _max_attempts(limit: int, obs: Observation) -> ExpectationResult:
     over = [r for r in obs.requests if r.attempts > limit]
     detail = f"most attempts: {most}"
     if worst is not None:
-        detail += f" (request {worst.index})"
+        seen = f"; {worst.wire_attempts} seen on the wire" if worst.wire_attempts else ""
+        detail += f" (request {worst.index}{seen})"
     if over:
         detail += f"; {len(over)} request(s) over {limit}"
     return ExpectationResult(
@@ -331,7 +357,7 @@ def _fails_with(spec: FailsWith, obs: Observation) -> ExpectationResult:
     return ExpectationResult(
         "fails_with",
         passed,
-        f"requests fail with {spec.error} after at most {spec.attempts} attempt(s)",
+        f"requests fail with {spec.error} (or a subclass) after at most {spec.attempts} attempt(s)",
         {
             "failed": len(failed),
             "errors": dict(errors),
@@ -365,12 +391,9 @@ def _connections(expected: dict[str, Any], obs: Observation) -> ExpectationResul
         observed[proxy] = {"opened": log.opened, "open": log.open}
         for what in ("opened", "open"):
             want = getattr(counts, what)
-            if want is not None and getattr(log, what) != want:
-                wrong.append(f"{proxy}: {what} {getattr(log, what)}, expected {want}")
-    wanted = "; ".join(
-        f"{proxy}: " + ", ".join(f"{k} {v}" for k, v in c.model_dump().items() if v is not None)
-        for proxy, c in expected.items()
-    )
+            if want is not None and not _count_fits(getattr(log, what), want):
+                wrong.append(f"{proxy}: {what} {getattr(log, what)}, expected {_count_text(want)}")
+    wanted = "; ".join(f"{proxy}: {_counts_text(c)}" for proxy, c in expected.items())
     return ExpectationResult(
         "connections",
         not wrong,
@@ -379,6 +402,164 @@ def _connections(expected: dict[str, Any], obs: Observation) -> ExpectationResul
         "\n".join(wrong)
         if wrong
         else "; ".join(f"{p}: opened {c['opened']}, open {c['open']}" for p, c in observed.items()),
+    )
+
+
+def _count_fits(value: int, want: int | CountRange) -> bool:
+    if isinstance(want, int):
+        return value == want
+    return (want.min is None or value >= want.min) and (want.max is None or value <= want.max)
+
+
+def _count_text(want: int | CountRange) -> str:
+    if isinstance(want, int):
+        return str(want)
+    if want.min is not None and want.max is not None:
+        return f"{want.min} to {want.max}"
+    return f"at least {want.min}" if want.min is not None else f"at most {want.max}"
+
+
+def _counts_text(counts: ConnectionCounts) -> str:
+    parts = [
+        f"{what} {_count_text(want)}"
+        for what in ("opened", "open")
+        if (want := getattr(counts, what)) is not None
+    ]
+    return ", ".join(parts)
+
+
+# -- from the wire ------------------------------------------------------------------------
+
+
+def _no_wire(name: str, expected: str) -> ExpectationResult:
+    return ExpectationResult(name, False, expected, None, "no connection log to judge by")
+
+
+def _max_connect_rate(limit: float, obs: Observation) -> ExpectationResult:
+    expected = f"at most {limit:g} connects/s during an outage on the wire"
+    if obs.wire is None:
+        return _no_wire("max_connect_rate", expected)
+    found = obs.wire.outages()
+    if not found:
+        return ExpectationResult(
+            "max_connect_rate", True, expected, None, "no outage on the wire (no failed run)"
+        )
+    worst = max(found, key=lambda o: o.rate)
+    over = [o for o in found if o.rate > limit]
+    lines = [
+        f"{o.describe()}: {len(o.opens) - 1} reconnects at {o.rate:.0f}/s"
+        + ("  <- too fast" if o in over else "")
+        for o in found[:SHOWN]
+    ]
+    return ExpectationResult(
+        "max_connect_rate",
+        not over,
+        expected,
+        round(worst.rate, 3),
+        "\n".join(lines),
+    )
+
+
+def _backoff(spec: Backoff, obs: Observation) -> ExpectationResult:
+    expected = f"reconnects back off: not every gap under {_fmt(spec.floor)}" + (
+        ", and the gaps grow" if spec.grows else ""
+    )
+    if obs.wire is None:
+        return _no_wire("backoff", expected)
+    found = obs.wire.outages()
+    if not found:
+        return ExpectationResult(
+            "backoff",
+            False,
+            expected,
+            {"outages": []},
+            "no outage on the wire (no run of failed connections): the backoff was not exercised",
+        )
+    lines, bad = [], 0
+    for outage in found:
+        gaps = outage.gaps
+        shown = ", ".join(_fmt(g) for g in gaps[:8]) + (" ..." if len(gaps) > 8 else "")
+        problems = []
+        if max(gaps) < spec.floor:
+            problems.append(f"every gap under {_fmt(spec.floor)}")
+        if spec.grows and not _grows(gaps):
+            problems.append("the gaps do not grow")
+        bad += bool(problems)
+        verdict = f"  <- {'; '.join(problems)}" if problems else ""
+        lines.append(f"{outage.describe()}: gaps {shown}{verdict}")
+    return ExpectationResult(
+        "backoff",
+        bad == 0,
+        expected,
+        {"outages": [[round(g, 6) for g in o.gaps] for o in found[:SHOWN]]},
+        "\n".join(lines[:SHOWN]),
+    )
+
+
+def _grows(gaps: Sequence[float]) -> bool:
+    """The later half of the gaps is longer on average than the earlier half."""
+    if len(gaps) < 2:
+        return True  # one gap cannot show a trend; the floor judges it
+    half = len(gaps) // 2
+    early, late = gaps[:half], gaps[len(gaps) - half :]
+    return sum(late) / len(late) > sum(early) / len(early)
+
+
+def _max_sends(limit: int, obs: Observation) -> ExpectationResult:
+    expected = f"no request sent to the server more than {limit} time(s)"
+    if obs.wire is None:
+        return _no_wire("max_sends", expected)
+    sends = obs.wire.sends(obs.requests)
+    over = sorted((i for i, n in sends.items() if n > limit), key=lambda i: -sends[i])
+    most = max(sends.values(), default=0)
+    how = "message log" if obs.wire.messages is not None else "connection log"
+    lines = [f"most sends of one request: {most} (from the {how})"]
+    lines += [f"request {i} went out {sends[i]} times" for i in over[:SHOWN]]
+    return ExpectationResult(
+        "max_sends", not over, expected, {"most": most, "over": over[:SHOWN]}, "\n".join(lines)
+    )
+
+
+def _gave_up_within(limit: float, obs: Observation) -> ExpectationResult:
+    failed = [r for r in obs.requests if r.failed]
+    late = [r for r in failed if r.latency > limit]
+    slowest = max((r.latency for r in failed), default=0.0)
+    lines = [f"{len(failed)} request(s) failed; the slowest gave up after {_fmt(slowest)}"]
+    lines += [
+        f"request {r.index} gave up after {_fmt(r.latency)}: {r.error}: {r.message}"
+        for r in late[:SHOWN]
+    ]
+    return ExpectationResult(
+        "gave_up_within",
+        not late,
+        f"every failed request gave up within {_fmt(limit)}",
+        {"failed": len(failed), "slowest": round(slowest, 6)},
+        "\n".join(lines),
+    )
+
+
+def request_time_held(limit: float, requests: Sequence[RequestRecord]) -> ExpectationResult:
+    """The watchdog did not fire: every request finished within ``limit``."""
+    slowest = max((r.latency for r in requests), default=0.0)
+    return ExpectationResult(
+        "max_request_time",
+        True,
+        f"every request finished within {_fmt(limit)}",
+        round(slowest, 6),
+        f"the slowest request took {_fmt(slowest)}",
+    )
+
+
+def request_hung(limit: float, where: str, index: int | None, stack: str) -> ExpectationResult:
+    """The watchdog fired: what was running, and where the workload's thread was stuck."""
+    what = f"request {index}" if index is not None else "the workload (between requests)"
+    return ExpectationResult(
+        "max_request_time",
+        False,
+        f"every request finished within {_fmt(limit)}",
+        {"request": index, "stack": stack},
+        f"{what} was still running after {_fmt(limit)}; the workload thread is stuck "
+        f"{where}:\n{stack}",
     )
 
 
@@ -403,4 +584,8 @@ _CHECKS: dict[str, Callable[[Any, Observation], ExpectationResult]] = {
     "fails_with": _fails_with,
     "no_leaks": _no_leaks,
     "connections": _connections,
+    "max_connect_rate": _max_connect_rate,
+    "backoff": _backoff,
+    "max_sends": _max_sends,
+    "gave_up_within": _gave_up_within,
 }

@@ -359,18 +359,50 @@ class LatencyBound(Bounds):
 class FailsWith(StrictModel):
     """Requests must fail with this error, without being retried more than ``attempts``."""
 
-    error: str = Field(description="exception class name, e.g. FrameTooLarge")
+    error: str = Field(
+        description="exception class, or any base class, by name (FrameTooLarge) or "
+        "qualified name (chaosnet.framing.FrameTooLarge)"
+    )
     attempts: int = Field(
         1, ge=1, le=MAX_COUNT, description="the most attempts a failing request may make"
     )
 
 
+class CountRange(StrictModel):
+    min: int | None = Field(None, ge=0, le=MAX_COUNT, description="at least this many")
+    max: int | None = Field(None, ge=0, le=MAX_COUNT, description="at most this many")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> CountRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max, or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not be above max")
+        return self
+
+
 class ConnectionCounts(StrictModel):
-    opened: int | None = Field(
-        None, ge=0, le=MAX_COUNT, description="exactly this many connections opened"
+    opened: int | CountRange | None = Field(
+        None, description="connections opened: exactly N, or a range {min: N, max: M}"
     )
     open: int | None = Field(
         None, ge=0, le=MAX_COUNT, description="this many still open at the end"
+    )
+
+    @field_validator("opened")
+    @classmethod
+    def _not_negative(cls, value: int | CountRange | None) -> int | CountRange | None:
+        if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+            raise ValueError(f"a count is between 0 and {MAX_COUNT}")
+        return value
+
+
+class Backoff(StrictModel):
+    """Reconnect delays during an outage on the wire (a run of failed connections)."""
+
+    floor: Seconds = Field(description="not every gap between reconnects may be under this")
+    grows: bool = Field(
+        False, description="the later half of the gaps is longer, on average, than the first"
     )
 
 
@@ -395,6 +427,22 @@ class Expectations(StrictModel):
     )
     connections: dict[Name, ConnectionCounts] | None = Field(
         None, description="per proxy: connections opened and left open (chaosnet extension)"
+    )
+    max_connect_rate: PerSecond | None = Field(
+        None, description="during an outage on the wire, at most this many connects per second"
+    )
+    backoff: Backoff | None = Field(None, description="reconnect delays seen on the wire")
+    max_sends: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="no request went out to the server more than this many times"
+    )
+    gave_up_within: Seconds | None = Field(
+        None, le=MAX_RUN_S, description="every failed request gave up this soon after it started"
+    )
+    max_request_time: Seconds | None = Field(
+        None,
+        gt=0,
+        le=MAX_RUN_S,
+        description="watchdog: a request still running after this fails the scenario at once",
     )
 
     def chosen(self) -> list[str]:

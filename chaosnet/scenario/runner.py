@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -25,19 +26,23 @@ from chaosnet.control import CONNECTION_LOG, ConnectionLogInfo, ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import KVClient, WriteRecord
-from chaosnet.leaks import LeakCheck, Resource
+from chaosnet.leaks import LeakCheck, Resource, frames_of, render_site
 from chaosnet.retry import Endpoint, RetryPolicy
-from chaosnet.scenario.expectations import Observation, evaluate
+from chaosnet.scenario.expectations import Observation, evaluate, request_hung
 from chaosnet.scenario.loader import LoadedScenario
 from chaosnet.scenario.model import RECOVERY_ACTIONS, BuiltinServer, Scenario
 from chaosnet.scenario.result import ScenarioResult
 from chaosnet.scenario.stage import Stage
+from chaosnet.scenario.result import ExpectationResult
 from chaosnet.scenario.timeline import Timeline, TimelineEvent, describe
+from chaosnet.scenario.wire import Wire
 from chaosnet.scenario.workloads import (
     BUILTIN,
     RequestRecord,
+    RetrySettings,
     WorkloadContext,
     retry_policy,
+    scenario_kind,
 )
 from chaosnet.seeds import derive_seed
 from chaosnet.servers.lifecycle import RealServer
@@ -48,6 +53,8 @@ DRAIN_TIMEOUT_S = 0.5
 LEAK_SETTLE_S = 0.5
 LOG_SETTLE_S = 0.2
 TRACEBACK_FRAMES = 4
+WATCHDOG_TICK_S = 0.02
+STACK_FRAMES = 10
 
 
 class Listener(Protocol):
@@ -122,6 +129,17 @@ class _WorkloadOutcome:
     elapsed: float = 0.0
     error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    hung: ExpectationResult | None = None  # the watchdog fired
+
+
+def stuck_at(thread: threading.Thread) -> tuple[str, str]:
+    """Where ``thread`` is now: its innermost own frame, and its stack (innermost last)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return "(it has ended)", ""
+    site = render_site(frames_of(frame), verb="at")
+    stack = "".join(traceback.format_stack(frame)[-STACK_FRAMES:])
+    return (site[0] if site else "(unknown)"), stack.rstrip("\n")
 
 
 class ScenarioRun:
@@ -137,8 +155,13 @@ class ScenarioRun:
         listener: Listener,
         take_backend_errors: Callable[[], list[BaseException]] = list,
         in_process_proxy: bool = False,
+        request_time_limit: float | None = None,
+        workload: Callable[[WorkloadContext], object] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.workload = workload  # replaces the file's client (``chaosnet check``)
+        #: The watchdog's limit: the file's ``max_request_time``, else this default.
+        self.request_time_limit = scenario.spec.expect.max_request_time or request_time_limit
         self.in_process_proxy = in_process_proxy
         self.spec = scenario.spec
         self.control = control
@@ -234,6 +257,7 @@ class ScenarioRun:
         leaks = self._leak_check(stage)
         ctx.origin = time.monotonic()
         self.result.started_at = time.time()
+        wall_origin = self.result.started_at
         self.result.workload_started = True
         self.listener.workload_started(self.scenario)
         timeline.start()
@@ -242,15 +266,23 @@ class ScenarioRun:
         self.result.requests = list(ctx.records)
         self.result.events = list(timeline.events)
         self.result.elapsed = outcome.elapsed
-        self._check_it_ran_as_written(stage, outcome, timeline)
+        if outcome.hung is None:
+            self._check_it_ran_as_written(stage, outcome, timeline)
+        wire = self._wire(stage, wall_origin)
+        if wire is not None:
+            self._count_attempts_on_the_wire(wire)
         observation = Observation(
             requests=self.result.requests,
             planned=self.spec.client.requests,
             events=self.result.events,
             elapsed=outcome.elapsed,
             unfired=[f"step {i}: {describe(s)}" for i, s in timeline.unfired()],
+            wire=wire,
+            hung=outcome.hung,
         )
-        if leaks is not None:
+        if leaks is not None and outcome.hung is not None:
+            leaks.stop()  # the stuck workload still holds what it uses: not judged
+        elif leaks is not None:
             self._drain(stage)
             observation.leaks = leaks.finish(settle=LEAK_SETTLE_S)
         if self.spec.expect.delivery is not None:
@@ -258,6 +290,24 @@ class ScenarioRun:
         if self.spec.expect.connections:
             observation.connections = self._connection_logs(stage)
         self.result.expectations = evaluate(self.spec.expect, observation)
+
+    def _wire(self, stage: Stage, wall_origin: float) -> Wire | None:
+        """Every proxy's connections during the workload, once they have settled."""
+        if CONNECTION_LOG not in self.control.extensions:
+            return None
+        self._drain(stage)
+        logs: dict[str, ConnectionLog] = {}
+        for name, proxy in stage.proxies.items():
+            with suppress(ChaosnetError):
+                logs[name] = proxy.connections
+        return Wire.from_logs(logs, wall_origin)
+
+    def _count_attempts_on_the_wire(self, wire: Wire) -> None:
+        """A request took at least the attempts the proxies saw, whatever the client says."""
+        seen = wire.attempts(self.result.requests)
+        for record in self.result.requests:
+            record.wire_attempts = seen.get(record.index, 0)
+            record.attempts = max(record.attempts, record.wire_attempts)
 
     def _context(self, stage: Stage) -> WorkloadContext:
         client = self.spec.client
@@ -278,6 +328,8 @@ class ScenarioRun:
             on_request_done=lambda record: self.listener.request_done(self.scenario, record),
             before_request=lambda finished: None,
             stop_event=self.stop,
+            kind=scenario_kind(self.spec),
+            retry_settings=RetrySettings.of(client),
         )
 
     def _leak_check(self, stage: Stage) -> LeakCheck | None:
@@ -292,7 +344,7 @@ class ScenarioRun:
         return check
 
     def _run_workload(self, ctx: WorkloadContext) -> _WorkloadOutcome:
-        workload = self.scenario.workload or BUILTIN[self.spec.client.workload]
+        workload = self.workload or self.scenario.workload or BUILTIN[self.spec.client.workload]
         outcome = _WorkloadOutcome()
 
         def target() -> None:
@@ -308,10 +360,14 @@ class ScenarioRun:
         thread = threading.Thread(target=target, name="chaosnet-workload", daemon=True)
         thread.start()
         try:
-            finished = outcome.finished.wait(self.spec.timeout)
+            finished = self._watch(ctx, thread, outcome)
         except BaseException:
             self.stop.set()  # Ctrl-C: let the workload see it; the teardown cuts the rest
             raise
+        if outcome.hung is not None:
+            self.stop.set()  # the teardown closes the proxies it is stuck on
+            outcome.elapsed = ctx.now()
+            return outcome
         if not finished:
             self.stop.set()
             outcome.error = TimeoutError(
@@ -320,6 +376,28 @@ class ScenarioRun:
             outcome.elapsed = ctx.now()
         thread.join(WORKLOAD_GRACE_S)
         return outcome
+
+    def _watch(
+        self, ctx: WorkloadContext, thread: threading.Thread, outcome: _WorkloadOutcome
+    ) -> bool:
+        """Wait for the workload; False on the scenario timeout. With a request time limit,
+        a request (or the workload's code between requests) running past it stops the
+        wait at once, with where the workload's thread is stuck."""
+        limit = self.request_time_limit
+        if limit is None:
+            return outcome.finished.wait(self.spec.timeout)
+        deadline = time.monotonic() + self.spec.timeout
+        while not outcome.finished.wait(
+            min(WATCHDOG_TICK_S, max(0.0, deadline - time.monotonic()))
+        ):
+            if time.monotonic() >= deadline:
+                return False
+            busy_since, index = ctx.busy_since, ctx.in_flight
+            if busy_since is not None and ctx.now() - busy_since > limit:
+                where, stack = stuck_at(thread)
+                outcome.hung = request_hung(limit, where, index, stack)
+                return False
+        return True
 
     def _check_it_ran_as_written(
         self, stage: Stage, outcome: _WorkloadOutcome, timeline: Timeline
@@ -399,6 +477,8 @@ def run_scenario(
     listener: Listener,
     take_backend_errors: Callable[[], list[BaseException]] = list,
     in_process_proxy: bool = False,
+    request_time_limit: float | None = None,
+    workload: Callable[[WorkloadContext], object] | None = None,
 ) -> ScenarioResult:
     return ScenarioRun(
         scenario,
@@ -408,4 +488,6 @@ def run_scenario(
         listener=listener,
         take_backend_errors=take_backend_errors,
         in_process_proxy=in_process_proxy,
+        request_time_limit=request_time_limit,
+        workload=workload,
     ).run()

@@ -39,9 +39,21 @@ from chaosnet.connection import FramedClient, connect
 from chaosnet.datagram import DatagramClient
 from chaosnet.kv import Ack, Failure, KVProtocolError, Put, decode_response, encode_request
 from chaosnet.retry import Endpoint, RetryError, RetryPolicy
-from chaosnet.scenario.model import Client
+from chaosnet.scenario.model import BuiltinServer, Client, Scenario
 
 STREAM_CHUNK = 64 * 1024
+#: What each builtin server speaks, named as the workload that talks to it.
+SERVER_KINDS = {"framed_echo": "framed", "kv": "kv", "echo": "stream"}
+
+
+def scenario_kind(spec: Scenario) -> str | None:
+    """What the client talks to: its builtin workload, else the builtin server behind its
+    first endpoint (None: a command or container server, whose protocol is its own)."""
+    if not spec.client.is_callable:
+        return spec.client.workload
+    proxy = spec.proxies.get(spec.client.endpoints[0])
+    server = spec.servers.get(proxy.server or "") if proxy is not None else None
+    return SERVER_KINDS.get(server.builtin) if isinstance(server, BuiltinServer) else None
 
 
 @dataclass
@@ -59,6 +71,7 @@ class RequestRecord:
     endpoint: str | None = None
     key: str | None = None  # kv workloads: the key written
     tried: tuple[str, ...] = ()  # a give-up's attempts: endpoint, timing and error of each
+    wire_attempts: int = 0  # attempts the proxies saw (0: none seen, or no connection log)
 
     @property
     def latency(self) -> float:
@@ -80,7 +93,13 @@ class TransferIncomplete(ConnectionError):
 
 
 def _error_names(exc: BaseException) -> tuple[str, ...]:
-    names = [cls.__name__ for cls in type(exc).__mro__ if issubclass(cls, BaseException)]
+    """The class and its bases, each by name and by qualified name (module.QualName)."""
+    names = [
+        name
+        for cls in type(exc).__mro__
+        if issubclass(cls, BaseException)
+        for name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")
+    ]
     if isinstance(exc, RetryError) and exc.last_error is not None:
         names += _error_names(exc.last_error)
     return tuple(names)
@@ -186,6 +205,14 @@ class WorkloadContext:
     records: list[RequestRecord] = field(default_factory=list)
     origin: float = field(default_factory=time.monotonic)
     rng: random.Random = field(init=False, repr=False)
+    #: What the endpoints' servers speak: framed, kv, stream (or None for any other server).
+    kind: str | None = None
+    #: The file's retry settings as written (None: no retry), for a client of its own.
+    retry_settings: RetrySettings | None = None
+    #: For the watchdog: since when the workload's own code runs (None: waiting in
+    #: ``schedule``), and the request in flight.
+    busy_since: float | None = field(default=0.0, repr=False)
+    in_flight: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}:workload")  # for a callable's own choices
@@ -209,12 +236,16 @@ class WorkloadContext:
     def schedule(self) -> Iterator[Request]:
         """``count`` requests, paced at ``rate``; steps due after N requests fire in between."""
         for index in range(self.count):
+            self.busy_since, self.in_flight = None, None
             self.before_request(index)
             if self.rate is not None and not self._wait_until(index / self.rate):
                 return
             if self.stopped:
                 return
-            yield Request(self, index)
+            request = Request(self, index)
+            self.busy_since, self.in_flight = request.record.started, index
+            yield request
+        self.busy_since, self.in_flight = self.now(), None  # the workload's own closing code
 
     def _wait_until(self, offset: float) -> bool:
         """Wait until ``offset`` seconds after the start; False when the run is stopped."""
@@ -225,6 +256,27 @@ class WorkloadContext:
 
 
 Workload = Callable[[WorkloadContext], object]
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """``client.retry`` of the scenario file, with durations in seconds."""
+
+    attempts: int
+    deadline: float | None
+    backoff: str
+    initial: float
+    cap: float
+    multiplier: float
+
+    @classmethod
+    def of(cls, client: Client) -> RetrySettings | None:
+        spec = client.retry
+        if spec is None:
+            return None
+        return cls(
+            spec.attempts, spec.deadline, spec.backoff, spec.initial, spec.cap, spec.multiplier
+        )
 
 
 def retry_policy(client: Client, seed: int) -> RetryPolicy | None:

@@ -93,7 +93,7 @@ def test_max_attempts_holds_and_fails(run_text: RunText) -> None:
     failing = run_text(scenario(client, "max_attempts: 1", proxy=proxy))
     check = only(failing, "max_attempts")
     assert not check.passed
-    assert check.detail.startswith("most attempts: 2 (request 2); ")
+    assert check.detail.startswith("most attempts: 2 (request 2; 2 seen on the wire); ")
     assert check.failed_at == min(r.ended for r in failing.requests if r.attempts > 1)
 
 
