@@ -144,6 +144,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     explore.add_argument("--docker-image", default=None, help="image for --backend docker")
 
+    check = commands.add_parser(
+        "check", help="run the battery of faults against your client (module:function)"
+    )
+    check.add_argument("workload", metavar="MODULE:FUNCTION", help="your callable workload")
+    check.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="scenario files (default: the battery)"
+    )
+    check.add_argument(
+        "--kind",
+        action="append",
+        default=None,
+        help="what the client speaks: framed (default), kv, stream; repeat for several",
+    )
+    _add_backend_option(check)
+    check.add_argument("--seed", default=None, help="seed for reproducible runs (default: random)")
+    check.add_argument(
+        "--report", nargs=2, metavar=("FORMAT", "FILE"), default=None, help="--report json FILE"
+    )
+    check.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML report")
+    check.add_argument("-k", dest="keyword", default=None, metavar="PATTERN", help="as for run")
+    check_display = check.add_mutually_exclusive_group()
+    check_display.add_argument("--live", dest="live", action="store_true", default=None)
+    check_display.add_argument("--plain", dest="live", action="store_false")
+
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     _add_backend_option(validate)
@@ -283,6 +307,22 @@ def _dispatch(args: argparse.Namespace) -> int:
                 docker_image=args.docker_image,
                 workload=args.workload,
                 reports=args.report,
+            )
+        )
+    if args.command == "check":
+        from chaosnet.scenario.check import CheckRequest, check_command
+
+        return check_command(
+            CheckRequest(
+                workload=args.workload,
+                paths=args.paths,
+                kinds=args.kind or ["framed"],
+                backend=args.backend,
+                seed=args.seed,
+                report=args.report,
+                junit=args.junit,
+                keyword=args.keyword,
+                live=args.live,
             )
         )
     if args.command == "validate":

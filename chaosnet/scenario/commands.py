@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from chaosnet.backends import backend_from
 from chaosnet.control import ControlClient
@@ -221,11 +221,23 @@ def _run_all(
     out: IO[str],
     live: bool | None,
     results: list[ScenarioResult],
+    *,
+    workload: Callable[..., Any] | None = None,
+    request_time_limit: float | None = None,
+    summary: Callable[[Sequence[ScenarioResult]], Any] | None = None,
+    prepare: Callable[[LoadedScenario, ScenarioResult], None] | None = None,
 ) -> None:
-    """Run ``scenarios`` in order, appending each result to ``results`` as it ends."""
+    """Run ``scenarios`` in order, appending each result to ``results`` as it ends.
+
+    ``workload`` replaces every file's client and ``request_time_limit`` is the
+    watchdog's default (``chaosnet check``); ``summary`` replaces the summary table;
+    ``prepare`` sees each result before it is reported."""
     label = backend_label(settings.backend)
     backend = backend_from(settings, seed=seed)
     reporter = make_reporter(out, live=live)
+    if summary is not None:
+        reporter.summary = summary
+    reporter.prepare = prepare
     quiet_retry_log()
     started = time.monotonic()
     backend.start()
@@ -244,6 +256,8 @@ def _run_all(
                     listener=reporter,
                     take_backend_errors=backend.take_errors,
                     in_process_proxy=backend.name == "embedded",
+                    workload=workload,
+                    request_time_limit=request_time_limit,
                 )
             )
     except KeyboardInterrupt:

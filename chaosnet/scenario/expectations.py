@@ -48,7 +48,9 @@ class Observation:
     writes: list[WriteRecord] | None = None
     connections: dict[str, ConnectionLogInfo] | None = None
     wire: Wire | None = None  # every proxy's connections, on the workload's clock
-    hung: ExpectationResult | None = None  # the watchdog fired: the run stopped there
+    #: The client cut the run short (the watchdog fired; under ``chaosnet check`` also a
+    #: workload that raised): the run is judged by that alone.
+    cut_short: ExpectationResult | None = None
 
 
 #: Checked while the run goes (the watchdog), not from the observation afterwards.
@@ -61,8 +63,8 @@ def evaluate(expect: Expectations, obs: Observation) -> list[ExpectationResult]:
     A run the watchdog stopped is judged by the watchdog alone: the rest would
     only describe a run cut short.
     """
-    if obs.hung is not None:
-        return [obs.hung]
+    if obs.cut_short is not None:
+        return [obs.cut_short]
     results = [
         _CHECKS[name](getattr(expect, name), obs) for name in expect.chosen() if name not in LIVE
     ]
@@ -172,7 +174,11 @@ class Outage:
 
 
 def outages(requests: Sequence[RequestRecord], events: Sequence[TimelineEvent]) -> list[Outage]:
-    """Runs of disturbed requests (retried or failed), each up to the next success.
+    """Runs of disturbed requests, each up to the next success.
+
+    A request was disturbed when it failed, took more than one attempt, or was
+    under way when a step lifted a fault (it waited the fault out: refused
+    connects, which no proxy sees, may be all its retries).
 
     The clock of a recovery starts when the last step that lifted a fault
     during the outage had taken effect (a toxic removed, a proxy enabled, a
@@ -180,11 +186,13 @@ def outages(requests: Sequence[RequestRecord], events: Sequence[TimelineEvent]) 
     that lifts itself).
     """
     ordered = sorted(requests, key=lambda r: r.index)
+    lifts = [e.time for e in events if e.recovery]
     found: list[Outage] = []
     i = 0
     while i < len(ordered):
         first = ordered[i]
-        if first.ok and first.attempts <= 1:
+        spanned = any(first.started <= t <= first.ended for t in lifts)
+        if first.ok and first.attempts <= 1 and not spanned:
             i += 1
             continue
         j = i
@@ -560,6 +568,13 @@ def request_hung(limit: float, where: str, index: int | None, stack: str) -> Exp
         {"request": index, "stack": stack},
         f"{what} was still running after {_fmt(limit)}; the workload thread is stuck "
         f"{where}:\n{stack}",
+    )
+
+
+def workload_crashed(error: str) -> ExpectationResult:
+    """Under ``chaosnet check`` the workload is the client judged: its crash is its failure."""
+    return ExpectationResult(
+        "workload", False, "the client's workload runs to its end", None, error
     )
 
 

@@ -433,7 +433,7 @@ class Expectations(StrictModel):
     )
     backoff: Backoff | None = Field(None, description="reconnect delays seen on the wire")
     max_sends: int | None = Field(
-        None, ge=1, le=MAX_COUNT, description="no request went out to the server more than this many times"
+        None, ge=1, le=MAX_COUNT, description="no request went out to the server more often"
     )
     gave_up_within: Seconds | None = Field(
         None, le=MAX_RUN_S, description="every failed request gave up this soon after it started"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -169,6 +169,16 @@ class Reporter:
             file=self.stream, width=PLAIN_WIDTH, force_terminal=False, highlight=False
         )
         self._lock = threading.Lock()
+        #: The table printed at the end (``chaosnet check`` shows its report card).
+        self.summary: Callable[[Sequence[ScenarioResult]], Any] = summary_table
+        #: Called with each scenario's result before it is reported (e.g. its replay command).
+        self.prepare: Callable[[LoadedScenario, ScenarioResult], None] | None = None
+        self._scenarios: dict[str, LoadedScenario] = {}
+
+    def finishing(self, result: ScenarioResult) -> None:
+        scenario = self._scenarios.get(result.name)
+        if self.prepare is not None and scenario is not None:
+            self.prepare(scenario, result)
 
     def line(self, text: str) -> None:
         with self._lock:
@@ -184,7 +194,7 @@ class Reporter:
     def run_finished(self, results: Sequence[ScenarioResult], seconds: float, seed: int) -> None:
         self.close_display()
         with self._lock:
-            self.console.print(summary_table(results))
+            self.console.print(self.summary(results))
         for result in results:
             if result.status != "passed":
                 self.line("")
@@ -201,6 +211,7 @@ class Reporter:
     # -- one scenario ----------------------------------------------------------------------
 
     def scenario_started(self, scenario: LoadedScenario, seed: int) -> None:
+        self._scenarios[scenario.name] = scenario
         self.line(f"{scenario.name}: starting ({scenario.path})")
 
     def server_started(self, scenario: LoadedScenario, name: str, server: RealServer) -> None:
@@ -226,6 +237,7 @@ class Reporter:
         )
 
     def scenario_finished(self, result: ScenarioResult) -> None:
+        self.finishing(result)
         self.line(
             f"{result.name}: {result.status.upper()} in {format_duration(result.duration)} "
             f"({result.answered}/{result.planned_requests} answered, "
@@ -267,6 +279,7 @@ class LiveReporter(Reporter):
             self._started = False
 
     def scenario_started(self, scenario: LoadedScenario, seed: int) -> None:
+        self._scenarios[scenario.name] = scenario
         self._tasks[scenario.name] = self.progress.add_task(
             scenario.name, total=scenario.spec.client.requests, status="starting"
         )
@@ -290,6 +303,7 @@ class LiveReporter(Reporter):
         )
 
     def scenario_finished(self, result: ScenarioResult) -> None:
+        self.finishing(result)
         task = self._tasks.get(result.name)
         if task is not None:
             style = _STYLE[result.status]

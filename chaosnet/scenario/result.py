@@ -59,6 +59,7 @@ class ScenarioResult:
     #: Each proxy's connection log as the run left it, and its listening "host:port".
     connections: dict[str, ConnectionLogInfo] = field(default_factory=dict)
     proxy_addresses: dict[str, str] = field(default_factory=dict)
+    replay: str | None = None  # the command that replays it, when not ``chaosnet run``
 
     @property
     def answered(self) -> int:
@@ -83,6 +84,8 @@ class ScenarioResult:
             self.status = "passed"
 
     def replay_command(self) -> str:
+        if self.replay is not None:
+            return self.replay
         return (
             f"chaosnet run {self.path} --seed {self.seed} -k {self.name} --backend {self.backend}"
         )

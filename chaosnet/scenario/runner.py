@@ -28,12 +28,16 @@ from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import KVClient, WriteRecord
 from chaosnet.leaks import LeakCheck, Resource, frames_of, render_site
 from chaosnet.retry import Endpoint, RetryPolicy
-from chaosnet.scenario.expectations import Observation, evaluate, request_hung
+from chaosnet.scenario.expectations import (
+    Observation,
+    evaluate,
+    request_hung,
+    workload_crashed,
+)
 from chaosnet.scenario.loader import LoadedScenario
 from chaosnet.scenario.model import RECOVERY_ACTIONS, BuiltinServer, Scenario
-from chaosnet.scenario.result import ScenarioResult
+from chaosnet.scenario.result import ExpectationResult, ScenarioResult
 from chaosnet.scenario.stage import Stage
-from chaosnet.scenario.result import ExpectationResult
 from chaosnet.scenario.timeline import Timeline, TimelineEvent, describe
 from chaosnet.scenario.wire import Wire
 from chaosnet.scenario.workloads import (
@@ -129,7 +133,7 @@ class _WorkloadOutcome:
     elapsed: float = 0.0
     error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
-    hung: ExpectationResult | None = None  # the watchdog fired
+    hung: ExpectationResult | None = None  # the watchdog fired, or (check) the client crashed
 
 
 def stuck_at(thread: threading.Thread) -> tuple[str, str]:
@@ -267,7 +271,7 @@ class ScenarioRun:
         self.result.events = list(timeline.events)
         self.result.elapsed = outcome.elapsed
         if outcome.hung is None:
-            self._check_it_ran_as_written(stage, outcome, timeline)
+            self._check_it_ran_as_written(stage, outcome, timeline)  # may set outcome.hung
         wire = self._wire(stage, wall_origin)
         if wire is not None:
             self._count_attempts_on_the_wire(wire)
@@ -278,7 +282,7 @@ class ScenarioRun:
             elapsed=outcome.elapsed,
             unfired=[f"step {i}: {describe(s)}" for i, s in timeline.unfired()],
             wire=wire,
-            hung=outcome.hung,
+            cut_short=outcome.hung,
         )
         if leaks is not None and outcome.hung is not None:
             leaks.stop()  # the stuck workload still holds what it uses: not judged
@@ -405,7 +409,9 @@ class ScenarioRun:
         """The experiment did not happen as written: an error, not a failed expectation."""
         if timeline.error is not None:
             raise ChaosnetError(timeline.error)
-        if outcome.error is not None:
+        if outcome.error is not None and self.workload is not None:
+            outcome.hung = workload_crashed(self._workload_error(outcome.error))
+        elif outcome.error is not None:
             raise ChaosnetError(self._workload_error(outcome.error))
         for server in stage.servers.values():
             server.check_alive()

@@ -11,8 +11,8 @@ proxy, what the client did, whatever the client says about itself:
   server while the request ran). Refused connects never reach a proxy, so they
   are counted by nobody: the wire gives a lower bound, and the runner keeps the
   larger of it and the client's own count.
-- **sends**: of those connections, the ones that carried bytes to the server;
-  a request sent on two connections went out twice. A proxy with a message log
+- **sends**: of the connections opened for a request, the ones that carried
+  bytes to the server; a request sent on two connections went out twice. A proxy with a message log
   (``messages``) counts requests themselves, also on one connection.
 - **outages on the wire**: runs of failed connections on one proxy (closed by
   someone other than the client before a byte came back), each with the
@@ -26,6 +26,7 @@ Attribution assumes the workload's requests run one at a time, as
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -87,7 +88,7 @@ class WireOutage:
     def gaps(self) -> list[float]:
         """Seconds between consecutive connects: the client's reconnect delays."""
         opens = self.opens
-        return [b - a for a, b in zip(opens, opens[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(opens)]
 
     @property
     def rate(self) -> float:
@@ -162,10 +163,14 @@ class Wire:
             at = bisect.bisect_left(ends, conn.opened)  # the first request not over by then
             if at < len(ordered):
                 found[ordered[at].index][0].append(conn)
+        previous_ok = True
         for request in ordered:
             opened, _ = found[request.index]
-            broken = self._broke_under(request, opened)
+            # A connection that died as the previous request failed died under that one,
+            # however late the proxy noted the close.
+            broken = self._broke_under(request, opened) if previous_ok else None
             found[request.index] = (opened, broken)
+            previous_ok = request.ok
         return found
 
     def _broke_under(
@@ -204,7 +209,7 @@ class Wire:
         """Per request index, how many times it went out to a server."""
         counted: dict[int, int] = {}
         by_index = {r.index: r for r in requests}
-        for index, (opened, broken) in self.per_request(requests).items():
+        for index, (opened, _) in self.per_request(requests).items():
             if self.messages is not None:
                 request = by_index[index]
                 counted[index] = sum(
@@ -212,8 +217,9 @@ class Wire:
                     for proxy in {c.proxy for c in self.connections}
                 )
                 continue
-            carried = [c for c in opened if c.bytes_up > 0]
-            counted[index] = len(carried) + (1 if broken is not None and carried else 0)
+            # Only connections opened for it: whether an older one carried this request
+            # before it broke, the totals of a connection log cannot tell.
+            counted[index] = sum(1 for c in opened if c.bytes_up > 0)
         return counted
 
     # -- per proxy ----------------------------------------------------------------------
