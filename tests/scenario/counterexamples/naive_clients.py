@@ -99,3 +99,13 @@ def leaks_a_socket(ctx: WorkloadContext) -> None:
 
 def ignores_the_schedule(ctx: WorkloadContext) -> None:
     """Never iterates ``ctx.schedule()``: count-based steps cannot fire."""
+
+
+def crashes(ctx: WorkloadContext) -> None:
+    """Raises out of the workload (outside any request) after two requests."""
+    for req in ctx.schedule():
+        if req.index == 2:
+            raise RuntimeError("the client gave up")
+        with req, socket.create_connection(ctx.endpoints[0], timeout=ctx.timeout) as sock:
+            send_frame(sock, req.payload)
+            req.answer(recv_frame(sock), expected=req.payload)
