@@ -53,8 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "chaosnet(seed=None, leak_check=None, unsupported=None, requires=()): per-test "
-        "chaosnet settings (they override ini, environment and command line); requires: "
+        "chaosnet(seed=None, leak_check=None, unsupported=None, requires=(), "
+        "hang_timeout=None): per-test chaosnet settings (they override ini, environment and "
+        "command line); requires: "
         "the extensions the test needs (skipped or failed by --chaosnet-unsupported)",
     )
     try:
@@ -231,7 +232,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if run.settings.unsupported != "skip":
             raise
         pytest.skip(str(exc))
-    _fail_plainly(run.after_call)  # tasks left pending by an async test
+    finally:
+        run.stop_watching()  # the hang watch, and a warning if the client hammered
+    _fail_plainly(run.after_call)  # tasks left pending by an async test; a hang
     return result
 
 

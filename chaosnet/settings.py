@@ -17,12 +17,14 @@ from chaosnet.seeds import MAX_SEED, fresh_seed
 
 BACKENDS = ("embedded", "toxiproxy", "docker")
 #: What ``@pytest.mark.chaosnet(...)`` may set, the last word in the precedence.
-MARKER_ARGUMENTS = ("seed", "leak_check", "unsupported", "requires")
+MARKER_ARGUMENTS = ("seed", "leak_check", "unsupported", "requires", "hang_timeout")
 #: Marker arguments that are not settings: what the test needs of the backend.
 REQUIREMENTS = ("requires",)
 #: What a test or scenario needing an extension the backend lacks becomes.
 UNSUPPORTED = ("fail", "skip")
 DEFAULT_DOCKER_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
+DEFAULT_HANG_TIMEOUT_S = 60.0
+DEFAULT_HAMMER_RATE = 200.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,22 @@ OPTIONS = (
         nargs=2,
         metavar=("FORMAT", "DIR"),
     ),
+    Option(
+        "hang_timeout",
+        "chaosnet_hang_timeout",
+        "CHAOSNET_HANG_TIMEOUT",
+        "--chaosnet-hang-timeout",
+        "seconds a test using chaosnet fixtures may run before it is failed as hung, with "
+        f"its stack (default {DEFAULT_HANG_TIMEOUT_S:g}; 0: off)",
+    ),
+    Option(
+        "hammer_rate",
+        "chaosnet_hammer_rate",
+        "CHAOSNET_HAMMER_RATE",
+        "--chaosnet-hammer-rate",
+        "warn when a test opens more connections per second than this through one proxy "
+        f"(default {DEFAULT_HAMMER_RATE:g}; 0: off)",
+    ),
 )
 REPORT_FORMATS = ("html", "png")
 
@@ -104,6 +122,8 @@ class Settings:
     docker_image: str = DEFAULT_DOCKER_IMAGE
     unsupported: str = "fail"
     report: tuple[str, Path] | None = None  # (format, folder) of failing tests' pictures
+    hang_timeout: float = DEFAULT_HANG_TIMEOUT_S
+    hammer_rate: float = DEFAULT_HAMMER_RATE
 
     def with_seed(self) -> Settings:
         """A copy with a concrete seed: the given one, or a fresh random one."""
@@ -219,6 +239,16 @@ def _parse_unsupported(value: Any) -> str:
     return text
 
 
+def _parse_non_negative(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of seconds or per second, got {value!r}") from None
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"must be 0 (off) or more, got {value!r}")
+    return number
+
+
 def _parse_path(value: Any) -> Path:
     return Path(str(value)).expanduser()
 
@@ -242,4 +272,6 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "docker_image": str,
     "unsupported": _parse_unsupported,
     "report": _parse_report,
+    "hang_timeout": _parse_non_negative,
+    "hammer_rate": _parse_non_negative,
 }

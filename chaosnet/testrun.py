@@ -17,6 +17,7 @@ import asyncio
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -32,6 +33,7 @@ from chaosnet.servers import ownership
 from chaosnet.servers.factories import ServerGroup
 from chaosnet.servers.lifecycle import RealServer
 from chaosnet.settings import Settings, marker_requires, marker_settings
+from chaosnet.watchdog import HammeringWarning, HangWatch, hammering
 
 LOG_SECTION_LINES = 200
 #: How long a leak check waits for a socket or thread to go away on its own: a proxy
@@ -113,6 +115,7 @@ class TestRun:
         self._started_at: float | None = None  # Unix time the body started (the picture's 0)
         self._last_logs: dict[str, ConnectionLogInfo] = {}  # read before the proxies go
         self._last_proxies: list[ProxyHandle] = []
+        self._hang: HangWatch | None = None
 
     # -- fixtures ----------------------------------------------------------------------
 
@@ -150,9 +153,12 @@ class TestRun:
         for value in funcargs.values():
             if _is_server(value):
                 self._mark(value)  # type: ignore[arg-type]
+        self._watch_for_a_hang()
         if not self.settings.leak_check:
             return
         check = leaks.LeakCheck(settle=LEAK_SETTLE_S)
+        if self._hang is not None:
+            check.ignore(self._hang.watcher)
         check.start()
         self._leak_check = check
         loop = _test_loop(funcargs)
@@ -160,11 +166,50 @@ class TestRun:
             self._task_check = leaks.LeakCheck(probes=[], settle=0.0)
             self._task_check.watch_loop(loop)
 
+    def _watch_for_a_hang(self) -> None:
+        if self.settings.hang_timeout <= 0:
+            return
+        self._hang = HangWatch(self.settings.hang_timeout, self._unblock)
+        self._hang.start()
+
+    def _unblock(self) -> None:
+        """A hung client waits on one of our proxies, usually: cut them all."""
+        if self._chaos is None:
+            return
+        try:
+            for proxy in self._chaos.proxies:
+                proxy.disable()
+        finally:
+            self._chaos.client.close()  # the watcher thread's keep-alive connection
+
+    def stop_watching(self) -> None:
+        """The test body is over (passed, failed or interrupted)."""
+        if self._hang is not None:
+            self._hang.stop()
+        self._warn_about_hammering()
+
     def after_call(self) -> None:
-        """Tasks still pending when an async test returns were leaked by it."""
+        """Tasks still pending when an async test returns were leaked by it; a test the
+        watchdog had to unblock hung, whatever it returned."""
         task_check, self._task_check = self._task_check, None
         if task_check is not None:
             task_check.assert_clean()
+        if self._hang is not None and self._hang.fired:
+            raise ChaosnetError(self._hang.describe())
+
+    def _warn_about_hammering(self) -> None:
+        if self._chaos is None or self.settings.hammer_rate <= 0:
+            return
+        for proxy in self._chaos.proxies:
+            try:
+                log = proxy.connections
+            except ChaosnetError:  # no connection log on this backend
+                return
+            text = hammering(
+                proxy.name, [r.opened_at for r in log.records], self.settings.hammer_rate
+            )
+            if text is not None:
+                warnings.warn(HammeringWarning(text), stacklevel=1)
 
     def after_teardown(self) -> None:
         for server in self._servers():
@@ -182,6 +227,8 @@ class TestRun:
         """The failure report's sections; ``failure`` and ``ended`` (Unix time the failing
         phase ended) go into the picture when ``--chaosnet-report`` asks for one."""
         sections = [(f"chaosnet ({when})", self._describe_run())]
+        if when == "call" and self._hang is not None and self._hang.fired:
+            sections.append(("chaosnet hang", self._hang.describe()))
         if self._chaos is not None and when == "call":
             sections += [("chaosnet connections", self._describe_connections())]
         if self.settings.report is not None and self._chaos is not None:

@@ -27,3 +27,10 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in readme_commands():
         assert command in ci, f".ci/run does not run the README command: {command}"
+
+
+def test_the_readme_client_is_the_tested_one() -> None:
+    """The client the README shows to ``chaosnet check`` is tests/examples/readme_client.py,
+    whose verdicts tests/scenario/test_check.py asserts."""
+    client = (ROOT / "tests" / "examples" / "readme_client.py").read_text()
+    assert f"```python\n{client}```" in (ROOT / "README.md").read_text()

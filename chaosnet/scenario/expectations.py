@@ -566,8 +566,7 @@ def request_hung(limit: float, where: str, index: int | None, stack: str) -> Exp
         False,
         f"every request finished within {_fmt(limit)}",
         {"request": index, "stack": stack},
-        f"{what} was still running after {_fmt(limit)}; the workload thread is stuck "
-        f"{where}:\n{stack}",
+        f"{what} was still running after {_fmt(limit)}; the workload thread is {where}:\n{stack}",
     )
 
 

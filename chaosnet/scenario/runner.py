@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -26,7 +25,7 @@ from chaosnet.control import CONNECTION_LOG, ConnectionLogInfo, ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.kv import KVClient, WriteRecord
-from chaosnet.leaks import LeakCheck, Resource, frames_of, render_site
+from chaosnet.leaks import LeakCheck, Resource
 from chaosnet.retry import Endpoint, RetryPolicy
 from chaosnet.scenario.expectations import (
     Observation,
@@ -50,6 +49,7 @@ from chaosnet.scenario.workloads import (
 )
 from chaosnet.seeds import derive_seed
 from chaosnet.servers.lifecycle import RealServer
+from chaosnet.watchdog import stuck_at
 
 #: How long to wait for a stopped workload to notice, and for connections to drain.
 WORKLOAD_GRACE_S = 5.0
@@ -58,7 +58,6 @@ LEAK_SETTLE_S = 0.5
 LOG_SETTLE_S = 0.2
 TRACEBACK_FRAMES = 4
 WATCHDOG_TICK_S = 0.02
-STACK_FRAMES = 10
 
 
 class Listener(Protocol):
@@ -134,16 +133,6 @@ class _WorkloadOutcome:
     error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     hung: ExpectationResult | None = None  # the watchdog fired, or (check) the client crashed
-
-
-def stuck_at(thread: threading.Thread) -> tuple[str, str]:
-    """Where ``thread`` is now: its innermost own frame, and its stack (innermost last)."""
-    frame = sys._current_frames().get(thread.ident or -1)
-    if frame is None:
-        return "(it has ended)", ""
-    site = render_site(frames_of(frame), verb="at")
-    stack = "".join(traceback.format_stack(frame)[-STACK_FRAMES:])
-    return (site[0] if site else "(unknown)"), stack.rstrip("\n")
 
 
 class ScenarioRun:

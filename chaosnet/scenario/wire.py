@@ -237,14 +237,3 @@ class Wire:
                     found.append(WireOutage(proxy, tuple(run), conn))
                 run = []
         return found
-
-    def peak_rate(self, proxy: str, window: float = 1.0) -> tuple[float, int]:
-        """The most connections opened within ``window`` seconds, as (per second, count)."""
-        opens = [c.opened for c in self.of(proxy)]
-        most = 0
-        start = 0
-        for end, opened in enumerate(opens):
-            while opened - opens[start] > window:
-                start += 1
-            most = max(most, end - start + 1)
-        return most / window, most

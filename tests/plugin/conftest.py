@@ -37,6 +37,8 @@ def _isolated_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         "CHAOSNET_DOCKER_IMAGE",
         "CHAOSNET_UNSUPPORTED",
         "CHAOSNET_REPORT",
+        "CHAOSNET_HANG_TIMEOUT",
+        "CHAOSNET_HAMMER_RATE",
         "PYTEST_XDIST_WORKER",  # inner in-process runs are not xdist workers
     ):
         monkeypatch.delenv(name, raising=False)

@@ -154,3 +154,12 @@ def test_bad_input_exits_2_with_a_message(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_the_readme_client_fails_what_the_readme_says(tmp_path: Path) -> None:
+    status, scenarios, _ = check("tests.examples.readme_client:run", tmp_path, seed=5)
+    failed = {name for name, s in scenarios.items() if s["status"] == "failed"}
+    shown = {"connect-stall", "non-idempotent-no-resend", "permanent-outage", "truncated-body-fin"}
+    assert shown <= failed
+    assert {"accept-stall-no-fallback", "corrupt-length-header"}.isdisjoint(failed)
+    assert status == 1
