@@ -127,7 +127,9 @@ class Wire:
         wall_origin: float,
         messages: MessageCounter | None = None,
     ) -> Wire:
-        """``wall_origin``: the Unix time the workload started (the log's clock is Unix time)."""
+        """``wall_origin``: the Unix time the workload started (the log's clock is Unix
+        time). Connections opened before it (a stage reused from an earlier run) are left
+        out."""
         connections = [
             WireConnection(
                 proxy=name,
@@ -140,6 +142,7 @@ class Wire:
             )
             for name, log in logs.items()
             for record in log.records
+            if record.opened_at >= wall_origin  # older ones belong to an earlier run
         ]
         truncated = [name for name, log in logs.items() if log.opened > len(log.records)]
         return cls(connections, truncated=truncated, messages=messages)
