@@ -240,9 +240,13 @@ _LIBRARY_DIRS = tuple(
 )
 
 
+def _is_library(frame: Frame) -> bool:
+    return frame[0].startswith(_LIBRARY_DIRS) or "<frozen" in frame[0]
+
+
 def _user_frames(frames: Sequence[Frame], limit: int = 3) -> list[Frame]:
     """The innermost frames outside the standard library and chaosnet's own plumbing."""
-    own = [f for f in frames if not f[0].startswith(_LIBRARY_DIRS) and "<frozen" not in f[0]]
+    own = [f for f in frames if not _is_library(f)]
     return own[:limit] if own else list(frames[:1])
 
 
@@ -534,11 +538,12 @@ def _describe_finalized(message: warnings.WarningMessage) -> tuple[Leak, Resourc
     )
     text = str(message.message)
     site: list[str] = []
-    kind, fd, pid = "resource", None, None
+    kind, fd, pid, internal = "resource", None, None, False
     if isinstance(source, socket.socket):
         kind, fd = "socket", source.fileno()
         found = _socket_sites.of(source)
         site = _render_site_of(found) if found else []
+        internal = found is not None and all(_is_library(f) for f in found[1])
     elif source is not None and hasattr(source, "readable") and hasattr(source, "name"):
         kind = "file"
         found = _open_sites.get(source.name)
@@ -555,7 +560,9 @@ def _describe_finalized(message: warnings.WarningMessage) -> tuple[Leak, Resourc
         f"({where}): {text}",
         tuple(site or ["(creation site unknown)"]),
     )
-    key = ("finalized", id(source), time.monotonic())
+    # A socket made entirely by chaosnet's own plumbing (a control client's keep-alive
+    # connection of a thread that ended) is chaosnet's, not the code under test's.
+    key = ("finalized-internal" if internal else "finalized", id(source), time.monotonic())
     return leak, Resource(kind, key, fd=fd, pid=pid, obj=source)
 
 
@@ -696,6 +703,8 @@ class LeakCheck:
 
     def _on_finalized(self, leak: Leak, resource: Resource) -> None:
         # Decided now: the fd is still open while its finalizer warns.
+        if isinstance(resource.key, tuple) and resource.key[0] == "finalized-internal":
+            return
         if not (self._ignore.exempts(resource) or long_lived.exempts(resource)):
             self._finalized.append((leak, Resource(resource.kind, resource.key, pid=resource.pid)))
 

@@ -48,9 +48,10 @@ def test_the_packaged_battery_is_the_scenarios_folder() -> None:
     }
     assert packaged == top, "scenarios/ and chaosnet/battery/ differ: copy one over the other"
     assert BATTERY.parent.name == "chaosnet"
-    assert len(packaged) >= 23
+    assert len(packaged) >= 24
 
 
+@pytest.mark.timeout(240)
 def test_the_correct_raw_socket_client_survives_the_whole_battery(tmp_path: Path) -> None:
     status, scenarios, out = check(f"{RAW}:correct", tmp_path)
     failing = {
@@ -156,8 +157,12 @@ def test_bad_input_exits_2_with_a_message(
     assert "Traceback" not in err
 
 
+@pytest.mark.timeout(120)
 def test_the_readme_client_fails_what_the_readme_says(tmp_path: Path) -> None:
-    status, scenarios, _ = check("tests.examples.readme_client:run", tmp_path, seed=5)
+    shown = "connect-stall or non-idempotent or permanent or truncated-body or accept or corrupt"
+    status, scenarios, _ = check(
+        "tests.examples.readme_client:run", tmp_path, seed=5, keyword=shown
+    )
     failed = {name for name, s in scenarios.items() if s["status"] == "failed"}
     shown = {"connect-stall", "non-idempotent-no-resend", "permanent-outage", "truncated-body-fin"}
     assert shown <= failed
