@@ -159,9 +159,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_backend_option(check)
     check.add_argument("--seed", default=None, help="seed for reproducible runs (default: random)")
-    check.add_argument(
-        "--report", nargs=2, metavar=("FORMAT", "FILE"), default=None, help="--report json FILE"
-    )
+    _add_report_option(check, "each scenario")
     check.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML report")
     check.add_argument("-k", dest="keyword", default=None, metavar="PATTERN", help="as for run")
     check_display = check.add_mutually_exclusive_group()
@@ -319,7 +317,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 kinds=args.kind or ["framed"],
                 backend=args.backend,
                 seed=args.seed,
-                report=args.report,
+                reports=args.report,
                 junit=args.junit,
                 keyword=args.keyword,
                 live=args.live,

@@ -30,16 +30,17 @@ from rich.text import Text
 from chaosnet.errors import ChaosnetError
 from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.interrupts import sigterm_interrupts
-from chaosnet.scenario import jsonreport, junit
+from chaosnet.scenario import junit
 from chaosnet.scenario.checks import import_callable
 from chaosnet.scenario.commands import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     _print_problems,
-    _report_path,
     _run_all,
     _settings,
+    report_paths,
+    write_reports,
 )
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
 from chaosnet.scenario.model import BUILTIN_WORKLOADS
@@ -64,7 +65,7 @@ class CheckRequest:
     kinds: Sequence[str] = field(default_factory=lambda: ["framed"])
     backend: str | None = None
     seed: str | int | None = None
-    report: Sequence[str] | None = None
+    reports: Sequence[Sequence[str]] = ()  # (FORMAT, FILE) pairs
     junit: Path | None = None
     keyword: str | None = None
     live: bool | None = None
@@ -86,7 +87,7 @@ def check_command(
     except ValueError as exc:
         raise ChaosnetError(f"{request.workload}: {exc}") from None
     settings = _settings(request.backend, request.seed).with_seed()
-    json_path = _report_path(request.report)
+    reports = report_paths(request.reports)
     try:
         chosen = _scenarios(request)
     except ScenarioInvalid as exc:
@@ -123,8 +124,14 @@ def check_command(
     else:
         status = check_status(results)
     seconds = time.monotonic() - started
-    if json_path is not None:
-        jsonreport.write(json_path, results, backend=settings.backend, seed=seed, seconds=seconds)
+    write_reports(
+        reports,
+        results,
+        backend=settings.backend,
+        seed=seed,
+        seconds=seconds,
+        command=f"chaosnet check {request.workload}",
+    )
     if request.junit is not None:
         junit.write(request.junit, results, seconds=seconds)
     return status

@@ -29,7 +29,9 @@ def check(
     report = tmp_path / "report.json"
     out = io.StringIO()
     status = check_command(
-        CheckRequest(client, keyword=keyword, seed=seed, report=["json", str(report)], live=False),
+        CheckRequest(
+            client, keyword=keyword, seed=seed, reports=[["json", str(report)]], live=False
+        ),
         stdout=out,
     )
     scenarios = {s["name"]: s for s in json.loads(report.read_text())["scenarios"]}
@@ -108,7 +110,7 @@ def test_correct_twins_pass(keyword: str, client: str, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     status = check_command(
         CheckRequest(
-            ref, kinds=kinds, keyword=keyword, seed=3, report=["json", str(report)], live=False
+            ref, kinds=kinds, keyword=keyword, seed=3, reports=[["json", str(report)]], live=False
         ),
         stdout=io.StringIO(),
     )
