@@ -124,7 +124,8 @@ def test_exponential_backoff_is_seen_on_the_wire(run_text: RunText) -> None:
     assert backoff.passed, backoff.detail
     [gaps] = backoff.observed["outages"]
     assert len(gaps) == 5  # 5 resets: 5 reconnect delays, ~10, 20, 40, 80, 160 ms
-    assert gaps[-1] > 4 * gaps[0]
+    assert gaps[-1] >= 0.15  # the 160ms delay: a sleep is never shorter, only later
+    assert gaps[0] < gaps[-1]
     assert only(result, "max_connect_rate").passed
 
 
