@@ -24,7 +24,7 @@ def test_a_socket_dropped_on_an_error_path_fails_the_test_with_no_assertion(
                     pass  # the error path drops the socket: only the collector closes it
         """
     )
-    result = pytester.runpytest("-W", "error::ResourceWarning")
+    result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
