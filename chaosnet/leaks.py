@@ -471,8 +471,7 @@ def listen_for_finalized(listener: FinalizedListener) -> Callable[[], None]:
     global _listeners
     with _listeners_lock:
         _hook_warnings()
-        if not _listeners:
-            _filter_always(True)
+        _filter_always(True)  # again: a catch_warnings since the last one may have reset them
         _listeners = (*_listeners, listener)
 
     def stop() -> None:

@@ -260,7 +260,12 @@ class ScenarioRun:
         self.result.events = list(timeline.events)
         self.result.elapsed = outcome.elapsed
         if outcome.hung is None:
-            self._check_it_ran_as_written(stage, outcome, timeline)  # may set outcome.hung
+            try:
+                self._check_it_ran_as_written(stage, outcome, timeline)  # may set outcome.hung
+            except ChaosnetError:
+                if leaks is not None:
+                    leaks.stop()  # not judged: the run did not happen as written
+                raise
         wire = self._wire(stage, wall_origin)
         if wire is not None:
             self._count_attempts_on_the_wire(wire)
