@@ -155,7 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--kind",
         action="append",
         default=None,
-        help="what the client speaks: framed (default), kv, stream; repeat for several",
+        help="what the client speaks: framed (default), kv, stream, datagram; repeat for several",
     )
     _add_backend_option(check)
     check.add_argument("--seed", default=None, help="seed for reproducible runs (default: random)")

@@ -145,7 +145,7 @@ def test_a_client_that_raises_fails_its_scenario_not_the_run(tmp_path: Path) -> 
         ),
         (
             ["check", f"{RAW}:correct", "--kind", "grpc"],
-            "--kind grpc: unknown kind (use framed, kv, stream)",
+            "--kind grpc: unknown kind (use framed, kv, stream, datagram)",
         ),
         (
             ["check", f"{RAW}:correct", "-k", "nothing-matches-this"],
