@@ -294,7 +294,7 @@ class ScenarioRun:
         if CONNECTION_LOG not in self.control.extensions:
             return None
         self._drain(stage)
-        logs: dict[str, ConnectionLog] = {}
+        logs: dict[str, ConnectionLogInfo] = {}
         for name, proxy in stage.proxies.items():
             with suppress(ChaosnetError):
                 logs[name] = proxy.connections

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chaosnet.control import ConnectionLog
+from chaosnet.control import ConnectionLogInfo
 from chaosnet.scenario.workloads import RequestRecord
 
 #: A run of failed connections shorter than this says nothing about a reconnect rate.
@@ -123,7 +123,7 @@ class Wire:
     @classmethod
     def from_logs(
         cls,
-        logs: Mapping[str, ConnectionLog],
+        logs: Mapping[str, ConnectionLogInfo],
         wall_origin: float,
         messages: MessageCounter | None = None,
     ) -> Wire:
