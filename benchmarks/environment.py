@@ -55,6 +55,7 @@ class Upstreams:
     bulk_source: Address
     udp_echo: Address
     udp_sink: Address
+    drain: Address
 
 
 @dataclass

@@ -11,6 +11,8 @@
   ``\x00reset`` clears the count and ``\x00count`` is answered with
   ``!QQQ`` (count, first and last arrival in ``time.monotonic_ns()``). The control
   datagrams go straight to it, never through a proxy.
+- ``drain``: reads until the client half-closes, answers the byte count (8 bytes),
+  closes: any byte stream, so a framed proxy sees nothing but the messages.
 
 ``echo`` and ``source`` serve many connections on one uvloop loop with small
 ``asyncio.Protocol`` objects (no task per connection, no copy on the echo path).
@@ -105,6 +107,15 @@ def _bulk_sink(conn: socket.socket) -> None:
                 return
             left -= count
         conn.sendall(SIZE.pack(0))
+
+
+def _drain(conn: socket.socket) -> None:
+    buffer = memoryview(bytearray(BULK_BUFFER))
+    total = 0
+    with conn:
+        while count := conn.recv_into(buffer):
+            total += count
+        conn.sendall(SIZE.pack(total))
 
 
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
@@ -206,7 +217,8 @@ async def _main() -> None:
         sock = _listen()
         servers.append(await loop.create_server(protocol, sock=sock, backlog=BACKLOG))
         _announce(kind, sock)
-    for kind, handler in (("bulk_sink", _bulk_sink), ("bulk_source", _bulk_source)):
+    threaded = (("bulk_sink", _bulk_sink), ("bulk_source", _bulk_source), ("drain", _drain))
+    for kind, handler in threaded:
         sock = _listen()
         threading.Thread(target=_serve_threads, args=(sock, handler), daemon=True).start()
         _announce(kind, sock)

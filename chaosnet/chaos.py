@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +24,7 @@ from chaosnet.control import (
     EXTENSION_TOXIC_FIELDS,
     ConnectionLogInfo,
     ControlClient,
+    MessageLog,
     NotFound,
     ProxyInfo,
     ToxicInfo,
@@ -111,6 +112,7 @@ class ProxyHandle:
         self.upstream = info.upstream
         self.listen = info.listen
         self.address: Address = info.address
+        self.protocol = info.protocol  # None: plain bytes
         #: What was done to it through this handle, oldest first (the picture of a test).
         self.history: list[ProxyChange] = []
         self.transport = info.transport
@@ -138,8 +140,9 @@ class ProxyHandle:
         name: str | None = None,
         **attributes: Any,
     ) -> ToxicHandle:
-        """Add a toxic now. ``skip_connections``, ``max_connections`` and ``seed`` are
-        chaosnet's per-toxic fields; every other keyword is a toxic attribute."""
+        """Add a toxic now. ``skip_connections``, ``max_connections``, ``seed``,
+        ``skip_messages``, ``max_messages`` and ``message_scope`` are chaosnet's per-toxic
+        fields; every other keyword is a toxic attribute."""
         fields = {k: attributes.pop(k) for k in EXTENSION_TOXIC_FIELDS if k in attributes}
         number = next(self._toxic_count)
         if "seed" not in fields and self.seed is not None and "seed" in self.client.extensions:
@@ -186,6 +189,11 @@ class ProxyHandle:
     def connections(self) -> ConnectionLogInfo:
         """A fresh snapshot of the connection log (a chaosnet extension)."""
         return self.client.connections(self.name)
+
+    @property
+    def messages(self) -> MessageLog:
+        """A fresh snapshot of the message log (a proxy with a protocol; chaosnet only)."""
+        return self.client.messages(self.name)
 
     def wait_connections(self, *, open: int = 0, timeout: float = 2.0) -> ConnectionLogInfo:
         """Wait until exactly ``open`` connections are open; the proxy notices a
@@ -247,11 +255,15 @@ class Chaos:
         listen: str = "127.0.0.1:0",
         transport: str = "tcp",
         flow_timeout: int | None = None,
+        protocol: str | None = None,
+        protocol_options: Mapping[str, Any] | None = None,
     ) -> ProxyHandle:
         """Create a proxy to ``upstream``, listening on a fresh loopback port.
 
         ``transport="udp"`` makes a datagram proxy (chaosnet backends only), whose
         idle flows end after ``flow_timeout`` ms (default 30,000).
+        ``protocol`` (``http1``, ``resp``, ``line``, ``length_prefix``; chaosnet only)
+        makes it frame messages: message toxics, message targeting, ``proxy.messages``.
         """
         short_name = _UNSAFE.sub("-", name) if name else self._next_name()
         info = self.client.create_proxy(
@@ -260,6 +272,8 @@ class Chaos:
             listen=listen,
             transport=transport,
             flow_timeout=flow_timeout,
+            protocol=protocol,
+            protocol_options=protocol_options,
         )
         seed = None if self.seed is None else derive_seed(self.seed, short_name)
         proxy = ProxyHandle(self.client, info, seed=seed)

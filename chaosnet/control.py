@@ -37,6 +37,9 @@ TOXIPROXY_TOXIC_TYPES = frozenset(TOXIPROXY_TYPES)
 CONNECTION_LOG = "connections"
 #: The extension feature name for datagram proxies (``"transport": "udp"``).
 DATAGRAM_PROXIES = "udp"
+#: The extension feature names for a proxy's protocol and ``GET /proxies/{name}/messages``.
+PROTOCOL = "protocol"
+MESSAGE_LOG = "messages"
 
 
 class ControlError(ChaosnetError):
@@ -98,6 +101,8 @@ class ProxyInfo:
     toxics: list[ToxicInfo]
     transport: str = "tcp"
     flow_timeout: int | None = None  # ms, datagram proxies only
+    protocol: str | None = None
+    protocol_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ProxyInfo:
@@ -110,6 +115,8 @@ class ProxyInfo:
             toxics=[ToxicInfo.from_json(t) for t in body.get("toxics") or []],
             transport=str(body.get("transport", "tcp")),
             flow_timeout=None if flow_timeout is None else int(flow_timeout),
+            protocol=body.get("protocol"),
+            protocol_options=dict(body.get("protocol_options") or {}),
         )
 
     @property
@@ -137,7 +144,11 @@ class ConnectionInfo:
     datagrams_upstream: int = 0
     datagrams_downstream: int = 0
     toxic_counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    error: str | None = None
+    error: str | None = None  # why the proxy closed it, when that was an error
+    messages_upstream: int = 0
+    messages_downstream: int = 0
+    desynchronized: bool = False
+    desync: str | None = None  # which stream broke its protocol, and how
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ConnectionInfo:
@@ -158,6 +169,10 @@ class ConnectionInfo:
                 for name, counts in (body.get("toxic_counts") or {}).items()
             },
             error=body.get("error"),
+            messages_upstream=int(body.get("messages_upstream", 0)),
+            messages_downstream=int(body.get("messages_downstream", 0)),
+            desynchronized=bool(body.get("desynchronized", False)),
+            desync=body.get("desync"),
         )
 
 
@@ -174,6 +189,65 @@ class ConnectionLogInfo:
 # chaosnet.proxy.connlog has classes of those names); aliases for one release.
 ConnectionRecord = ConnectionInfo
 ConnectionLog = ConnectionLogInfo
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One message on a proxy with a protocol (see ``chaosnet/proxy/messages.py``)."""
+
+    connection: int
+    stream: str  # "upstream": a request; "downstream": a reply
+    index: int
+    size: int
+    at: float
+    complete: bool
+    summary: str
+    toxics: list[str]
+    interim: bool = False
+    injected: bool = False
+    forwarded: bool = True
+    discarded: bool = False
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> MessageRecord:
+        return cls(
+            connection=int(body["connection"]),
+            stream=str(body["stream"]),
+            index=int(body["index"]),
+            size=int(body["size"]),
+            at=float(body["at"]),
+            complete=bool(body["complete"]),
+            summary=str(body["summary"]),
+            toxics=[str(t) for t in body.get("toxics") or []],
+            interim=bool(body.get("interim", False)),
+            injected=bool(body.get("injected", False)),
+            forwarded=bool(body.get("forwarded", True)),
+            discarded=bool(body.get("discarded", False)),
+        )
+
+    def __str__(self) -> str:
+        arrow = "->" if self.stream == "upstream" else "<-"
+        flags = [name for name in ("injected", "discarded", "interim") if getattr(self, name)]
+        if not self.forwarded:
+            flags.append("not forwarded")
+        if not self.complete:
+            flags.append("incomplete")
+        if self.toxics:
+            flags.append("toxics: " + ", ".join(self.toxics))
+        extra = f" ({'; '.join(flags)})" if flags else ""
+        return f"#{self.connection} {arrow} {self.index} {self.summary} [{self.size} B]{extra}"
+
+
+@dataclass(frozen=True)
+class MessageLog:
+    total: int  # every message the proxy has seen
+    records: list[MessageRecord]  # the newest ones, oldest first
+
+    def requests(self) -> list[MessageRecord]:
+        return [r for r in self.records if r.stream == "upstream"]
+
+    def replies(self) -> list[MessageRecord]:
+        return [r for r in self.records if r.stream == "downstream"]
 
 
 def parse_address(text: str) -> Address:
@@ -251,6 +325,8 @@ class ControlClient:
         enabled: bool = True,
         transport: str = "tcp",
         flow_timeout: int | None = None,
+        protocol: str | None = None,
+        protocol_options: Mapping[str, Any] | None = None,
     ) -> ProxyInfo:
         """Create a proxy; ``transport="udp"`` (a datagram proxy, with ``flow_timeout``
         in ms) is a chaosnet extension, refused by name on any other backend."""
@@ -269,9 +345,16 @@ class ControlClient:
             body["transport"] = transport
         if flow_timeout is not None:
             body["flow_timeout"] = flow_timeout
+        if protocol is not None or protocol_options:
+            self.require(PROTOCOL)
+            body["protocol"] = protocol
+            if protocol_options:
+                body["protocol_options"] = dict(protocol_options)
         return ProxyInfo.from_json(self._request("POST", "/proxies", body))
 
     def update_proxy(self, name: str, **fields: Any) -> ProxyInfo:
+        if "protocol" in fields or "protocol_options" in fields:
+            self.require(PROTOCOL)
         return ProxyInfo.from_json(self._request("POST", f"/proxies/{_seg(name)}", fields))
 
     def delete_proxy(self, name: str) -> None:
@@ -348,6 +431,18 @@ class ControlClient:
             opened=int(body["opened"]),
             open=int(body["open"]),
             records=[ConnectionInfo.from_json(r) for r in body["connections"]],
+        )
+
+    def messages(self, proxy: str, *, connection: int | None = None) -> MessageLog:
+        """The message log of a proxy with a protocol (newest records, oldest first)."""
+        self.require(MESSAGE_LOG)
+        path = f"/proxies/{_seg(proxy)}/messages"
+        if connection is not None:
+            path += f"?connection={int(connection)}"
+        body = self._request("GET", path)
+        return MessageLog(
+            total=int(body["total"]),
+            records=[MessageRecord.from_json(r) for r in body["messages"]],
         )
 
     def _check_toxic_support(self, type: str, extension_fields: Mapping[str, Any]) -> None:

@@ -162,6 +162,12 @@ def udp_echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     yield from _session_server("udp_echo", tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The builtin HTTP/1.1 server (echo, status, wait, bytes, stream, count), keep-alive."""
+    yield from _session_server("http", tmp_path_factory)
+
+
 @pytest.fixture
 def server_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
     """Factory: ``server_process(argv, ready=..., env=..., cwd=...)`` starts any real server."""

@@ -25,7 +25,7 @@ from typing import Any
 from chaosnet import leaks
 from chaosnet.backends import Backend, backend_from
 from chaosnet.chaos import Chaos, ProxyHandle
-from chaosnet.control import ConnectionInfo, ConnectionLogInfo, ControlClient
+from chaosnet.control import ConnectionInfo, ConnectionLogInfo, ControlClient, MessageRecord
 from chaosnet.errors import ChaosnetError
 from chaosnet.proxy.loop import prepare_process
 from chaosnet.seeds import derive_seed
@@ -36,6 +36,7 @@ from chaosnet.settings import Settings, marker_requires, marker_settings
 from chaosnet.watchdog import HammeringWarning, HangWatch, hammering
 
 LOG_SECTION_LINES = 200
+LAST_MESSAGES = 6  # per connection, in the failure report
 #: How long a leak check waits for a socket or thread to go away on its own: a proxy
 #: notices a client's close within milliseconds, so a second is generous even on CI.
 LEAK_SETTLE_S = 1.0
@@ -265,13 +266,29 @@ class TestRun:
                 lines.append(f"  (no connection log: {exc})")
                 continue
             lines.append(f"  opened {log.opened}, open {log.open}")
+            messages = self._messages_by_connection(proxy)
             for record in log.records:
                 lines.append(
                     f"  #{record.id} from {record.client}: up {record.bytes_upstream} B, "
                     f"down {record.bytes_downstream} B, {_state(record)}; "
                     f"toxics: {', '.join(record.toxics) or '-'}"
                 )
+                if messages is not None:
+                    lines += _describe_messages(record, messages.get(record.id, []))
         return "\n".join(lines) or "no proxies"
+
+    def _messages_by_connection(self, proxy: ProxyHandle) -> dict[int, list[MessageRecord]] | None:
+        """The message log of a proxy with a protocol, by connection; None without one."""
+        if proxy.protocol is None:
+            return None
+        try:
+            records = proxy.messages.records
+        except ChaosnetError:
+            return None
+        by_connection: dict[int, list[MessageRecord]] = {}
+        for message in records:
+            by_connection.setdefault(message.connection, []).append(message)
+        return by_connection
 
     def _read_logs(self) -> dict[str, ConnectionLogInfo]:
         assert self._chaos is not None
@@ -339,6 +356,17 @@ class TestRun:
         for group in self._groups:
             servers += [s for s in group.servers if id(s) not in self._log_marks]
         return servers
+
+
+def _describe_messages(record: ConnectionInfo, messages: list[MessageRecord]) -> list[str]:
+    """A connection's message counts and its last messages, for the failure report."""
+    line = f"    messages: {record.messages_upstream} up, {record.messages_downstream} down"
+    if record.desynchronized:
+        line += f"; desynchronized ({record.desync})"
+    shown = messages[-LAST_MESSAGES:]
+    if len(messages) > len(shown):
+        line += f"; last {len(shown)}:"
+    return [line, *(f"      {message}" for message in shown)]
 
 
 def _state(record: ConnectionInfo) -> str:

@@ -10,6 +10,7 @@ from benchmarks.figures import (
     control_plane,
     datagrams,
     latency_toxic,
+    messages,
     plugin_cost,
     primitives,
     round_trip,
@@ -30,4 +31,5 @@ FIGURES: dict[str, Callable[[Context], list[Row]]] = {
     "8": scale.run,
     "9": primitives.run,
     "10": datagrams.run,
+    "11": messages.run,
 }

@@ -10,7 +10,9 @@ Toxiproxy's body byte for byte, and every response carries Toxiproxy's
 Extensions: ``GET /chaosnet`` (``{"version", "toxiproxy_api", "extensions",
 "seed"}``; Toxiproxy answers 404, which is how a client tells them apart),
 the ``X-Chaosnet-Version`` header on every response, and ``GET
-/proxies/{name}/connections`` (see ``connlog.py``).
+/proxies/{name}/connections`` (see ``connlog.py``), ``GET
+/proxies/{name}/messages`` (``?connection=ID`` for one; see ``messages.py``) and a
+proxy's ``protocol``/``protocol_options``.
 
 Every error is JSON ``{"error": "...", "status": N}`` (plus ``detail`` where
 chaosnet knows more than Toxiproxy's fixed message, see ``errors.py``) -- also
@@ -32,7 +34,7 @@ from aiohttp import web
 from chaosnet.proxy import bodies
 from chaosnet.proxy.addresses import parse_decimal
 from chaosnet.proxy.engine import Engine, PopulateError
-from chaosnet.proxy.errors import TOO_LARGE, ApiError
+from chaosnet.proxy.errors import TOO_LARGE, ApiError, bad_request
 from chaosnet.proxy.httpconn import read_body
 from chaosnet.proxy.metrics import CONTENT_TYPE, Metrics, MetricsOptions
 from chaosnet.proxy.toxics import EXTENSION_TYPES
@@ -49,7 +51,7 @@ MAX_BODY = 1 << 20
 MAX_WAIT_MS = 60_000  # a connection-log wait never holds a request longer
 INTERNAL_ERROR = 500
 #: Extension features announced in ``GET /chaosnet`` (toxic types, toxic fields, endpoints).
-EXTENSIONS = (*EXTENSION_TYPES, *EXTENSION_FIELDS, "connections", "udp")
+EXTENSIONS = (*EXTENSION_TYPES, *EXTENSION_FIELDS, "connections", "udp", "protocol", "messages")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
@@ -139,8 +141,8 @@ class Handlers:
 
     async def update_proxy(self, request: web.Request) -> web.Response:
         proxy = self.engine.get(request.match_info["proxy"])
-        listen, upstream, enabled = bodies.proxy_update(await read_json(request))
-        await proxy.update(listen, upstream, enabled)
+        listen, upstream, enabled, protocol = bodies.proxy_update(await read_json(request))
+        await proxy.update(listen, upstream, enabled, protocol)
         return json_response(proxy.to_json())
 
     async def delete_proxy(self, request: web.Request) -> web.Response:
@@ -163,7 +165,8 @@ class Handlers:
     async def update_toxic(self, request: web.Request) -> web.Response:
         proxy = self.engine.get(request.match_info["proxy"])
         spec = proxy.get_toxic(request.match_info["toxic"])
-        bodies.apply_toxic_update(spec, await read_json(request))
+        body = await read_json(request)
+        bodies.apply_toxic_update(spec, body, lambda new: proxy.check_toxic(new, proxy.protocol))
         await proxy.toxic_changed(spec)
         return json_response(spec.to_json())
 
@@ -178,6 +181,13 @@ class Handlers:
         if wait is not None:
             await log.wait_open(*wait)
         return json_response(log.to_json())
+
+    async def messages(self, request: web.Request) -> web.Response:
+        proxy = self.engine.get(request.match_info["proxy"])
+        text = request.query.get("connection")
+        if text is not None and not text.isdigit():
+            raise bad_request(f"connection: must be a connection id (an integer), got {text!r}")
+        return json_response(proxy.messages.to_json(None if text is None else int(text)))
 
 
 def _connection_wait(query: Mapping[str, str]) -> tuple[int, float] | None:
@@ -215,6 +225,7 @@ def build_app(engine: Engine, metrics: MetricsOptions | None = None) -> web.Appl
     app.router.add_patch(proxy, h.update_proxy)
     app.router.add_delete(proxy, h.delete_proxy)
     app.router.add_get(proxy + "/connections", h.connections)
+    app.router.add_get(proxy + "/messages", h.messages)
     app.router.add_get(proxy + "/toxics", h.toxics)
     app.router.add_post(proxy + "/toxics", h.create_toxic)
     app.router.add_get(toxic, h.show_toxic)

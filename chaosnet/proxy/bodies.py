@@ -17,10 +17,12 @@ from chaosnet.proxy.addresses import parse_listen, parse_upstream
 from chaosnet.proxy.datagram.proxy import MAX_FLOW_TIMEOUT_MS
 from chaosnet.proxy.engine import ProxyConfig
 from chaosnet.proxy.errors import BAD_REQUEST, ApiError, bad_request
+from chaosnet.proxy.framers import Protocol, ProtocolError, parse_protocol
 from chaosnet.proxy.toxics import REGISTRY
 from chaosnet.proxy.toxics.base import (
     EXTENSION_FIELDS,
     MAX_BYTES,
+    MESSAGE_SCOPES,
     STREAMS,
     TOXIPROXY_FIELDS,
     TRANSPORTS,
@@ -92,8 +94,15 @@ def proxy_config(body: Any, *, where: str = "") -> ProxyConfig:
     listen = _string(body, "listen", where=where) or ""
     enabled = _bool(body, "enabled", where=where)
     transport, flow_timeout = _transport(body, where)
+    protocol = _protocol(body, where=where)
     return ProxyConfig(
-        name, listen, upstream, True if enabled is None else enabled, transport, flow_timeout
+        name,
+        listen,
+        upstream,
+        True if enabled is None else enabled,
+        transport,
+        flow_timeout,
+        protocol,
     )
 
 
@@ -120,6 +129,13 @@ def _transport(body: Mapping[str, Any], where: str) -> tuple[Transport, int | No
     return transport, flow_timeout
 
 
+def _protocol(body: Mapping[str, Any], *, where: str = "") -> Protocol | None:
+    try:
+        return parse_protocol(body.get("protocol"), body.get("protocol_options"))
+    except ProtocolError as exc:
+        raise bad_request(f"{exc}{where}") from None
+
+
 def check_addresses(config: ProxyConfig) -> None:
     """The addresses' syntax; the engine checks them again when it creates the proxy.
 
@@ -136,8 +152,13 @@ def populate_configs(body: Any) -> list[ProxyConfig]:
     return [proxy_config(item, where=f" at proxy {i}") for i, item in enumerate(body, 1)]
 
 
-def proxy_update(body: Any) -> tuple[str | None, str | None, bool | None]:
-    """(listen, upstream, enabled); each None when absent (keep the current value)."""
+def proxy_update(
+    body: Any,
+) -> tuple[str | None, str | None, bool | None, tuple[Protocol | None] | None]:
+    """(listen, upstream, enabled, protocol); each None when absent (keep the current value).
+
+    ``protocol`` is ``(new,)`` when the body has a ``protocol`` field (``null``: plain bytes).
+    """
     body = expect_object(body)
     listen = _string(body, "listen")
     upstream = _string(body, "upstream")
@@ -145,7 +166,8 @@ def proxy_update(body: Any) -> tuple[str | None, str | None, bool | None]:
         parse_listen(listen)
     if upstream is not None:
         parse_upstream(upstream)
-    return listen, upstream, _bool(body, "enabled")
+    protocol = (_protocol(body),) if "protocol" in body or "protocol_options" in body else None
+    return listen, upstream, _bool(body, "enabled"), protocol
 
 
 # -- toxics -------------------------------------------------------------------------------------
@@ -173,6 +195,7 @@ def new_toxic(body: Any, fits: Callable[[type[Toxic]], None] | None = None) -> T
     defaults = {attr.name: attr.default for attr in cls.attributes}
     attributes = _attributes(cls, body.get("attributes"), defaults)
     skip, most, seed = _targeting(cls, body, 0, None, None)
+    skip_messages, max_messages, scope = _message_targeting(body, 0, None, "connection")
     return ToxicSpec(
         name=name,
         cls=cls,
@@ -182,14 +205,20 @@ def new_toxic(body: Any, fits: Callable[[type[Toxic]], None] | None = None) -> T
         skip_connections=skip,
         max_connections=most,
         seed=seed,
+        skip_messages=skip_messages,
+        max_messages=max_messages,
+        message_scope=scope,
     )
 
 
-def apply_toxic_update(spec: ToxicSpec, body: Any) -> None:
+def apply_toxic_update(
+    spec: ToxicSpec, body: Any, check: Callable[[ToxicSpec], None] | None = None
+) -> None:
     """Validate a PATCH body completely, then change ``spec`` (all or nothing).
 
     As in Toxiproxy, ``attributes`` are merged into the current ones and ``name``,
-    ``type`` and ``stream`` cannot be changed (they are ignored).
+    ``type`` and ``stream`` cannot be changed (they are ignored). ``check`` sees the
+    updated toxic before ``spec`` changes (the proxy's protocol checks).
     """
     body = expect_object(body)
     _reject_unknown_fields(body)
@@ -198,9 +227,24 @@ def apply_toxic_update(spec: ToxicSpec, body: Any) -> None:
     skip, most, seed = _targeting(
         spec.cls, body, spec.skip_connections, spec.max_connections, spec.seed
     )
+    messages = _message_targeting(body, spec.skip_messages, spec.max_messages, spec.message_scope)
+    if check is not None:
+        check(
+            ToxicSpec(
+                name=spec.name,
+                cls=spec.cls,
+                stream=spec.stream,
+                toxicity=toxicity,
+                attributes=attributes,
+                skip_messages=messages[0],
+                max_messages=messages[1],
+                message_scope=messages[2],
+            )
+        )
     spec.attributes = attributes
     spec.toxicity = toxicity
     spec.skip_connections, spec.max_connections, spec.seed = skip, most, seed
+    spec.skip_messages, spec.max_messages, spec.message_scope = messages
 
 
 def _reject_unknown_fields(body: Mapping[str, Any]) -> None:
@@ -264,6 +308,21 @@ def _targeting(
     if "seed" in body:
         seed = _count(body["seed"], "seed", minimum=0, maximum=MAX_SEED)
     return skip, most, seed
+
+
+def _message_targeting(
+    body: Mapping[str, Any], skip: int, most: int | None, scope: str
+) -> tuple[int, int | None, str]:
+    if "skip_messages" in body:
+        skip = _count(body["skip_messages"], "skip_messages", minimum=0) or 0
+    if "max_messages" in body:
+        most = _count(body["max_messages"], "max_messages", minimum=1)
+    if "message_scope" in body:
+        value = body["message_scope"]
+        if value not in MESSAGE_SCOPES:
+            raise bad_request(f"message_scope: must be connection or proxy, got {value!r}")
+        scope = value
+    return skip, most, scope
 
 
 def _count(value: Any, field: str, *, minimum: int, maximum: int = MAX_BYTES) -> int | None:

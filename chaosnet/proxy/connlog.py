@@ -25,6 +25,14 @@ first. A record::
     error             str    why the proxy closed it, when it was an error
                              (e.g. the upstream refused); otherwise absent
 
+On a proxy with a protocol (see ``messages.py``) a record also has::
+
+    messages_upstream    int   requests read from the client (started, complete or not)
+    messages_downstream  int   replies read from the server
+    desynchronized       bool  a stream broke its protocol: from then on its bytes
+                               passed unframed and no message toxic acted on it
+    desync               str   which stream and why, when desynchronized
+
 Byte counts are live for open connections. A half-close (one side sent FIN and
 the other is still sending) leaves the connection open; ``closed_by`` already
 names who sent that first FIN.
@@ -52,8 +60,12 @@ class ConnectionRecord:
         "close_kind",
         "closed_at",
         "closed_by",
+        "desync",
         "error",
+        "framed",
         "id",
+        "messages_downstream",
+        "messages_upstream",
         "opened_at",
         "toxics",
     )
@@ -67,6 +79,10 @@ class ConnectionRecord:
         self.close_kind: str | None = None
         self.error: str | None = None
         self.toxics: list[str] = []
+        self.framed = False  # the proxy had a protocol when it was accepted
+        self.messages_upstream = 0
+        self.messages_downstream = 0
+        self.desync: str | None = None
         # Returns (bytes_upstream, bytes_downstream); live while the link runs.
         self.bytes_counter: Callable[[], tuple[int, int]] = _no_bytes
 
@@ -91,6 +107,12 @@ class ConnectionRecord:
         }
         if self.error is not None:
             body["error"] = self.error
+        if self.framed:
+            body["messages_upstream"] = self.messages_upstream
+            body["messages_downstream"] = self.messages_downstream
+            body["desynchronized"] = self.desync is not None
+            if self.desync is not None:
+                body["desync"] = self.desync
         return body
 
 

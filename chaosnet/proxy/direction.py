@@ -42,9 +42,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from chaosnet.proxy import seeding
 from chaosnet.proxy.budget import MAX_READ, MIN_READ
+from chaosnet.proxy.gate import MessageGate
 from chaosnet.proxy.toxics.base import End, Receiver, Toxic, ToxicSpec
 
 if TYPE_CHECKING:
+    from chaosnet.proxy.messages import StreamTracker
     from chaosnet.proxy.runtime import Runtime
     from chaosnet.proxy.timers import Callback, Timer
 
@@ -116,6 +118,7 @@ class Direction:
         "stages",
         "stream",
         "timers",
+        "tracker",
         "writing",
     )
 
@@ -137,7 +140,9 @@ class Direction:
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
-        self.stream = stream
+        self.stream: str = stream
+        # On a proxy with a protocol: frames what is read, for the message log and targeting.
+        self.tracker: StreamTracker | None = None
         self.source_name = "client" if stream == "upstream" else "upstream"
         self.dest_name = "upstream" if stream == "upstream" else "client"
         self.stages: list[Toxic] = []
@@ -195,7 +200,7 @@ class Direction:
 
     def insert_stage(self, index: int, spec: ToxicSpec) -> None:
         after: Receiver = self.stages[index] if index < len(self.stages) else self
-        stage = spec.cls(spec, self, after)
+        stage = MessageGate(spec, self, after) if spec.framed else spec.cls(spec, self, after)
         self.stages.insert(index, stage)
         self._relink(index)
 
@@ -285,6 +290,8 @@ class Direction:
         self.received += count
         if count == 0:
             self._source_eof()
+        elif self.tracker is not None:
+            self._framed(view, count, fast)
         elif fast:
             self._forward(view, count)
         else:
@@ -292,6 +299,36 @@ class Direction:
             self.head.on_data(bytes(view[:count]))
             if self.budget.must_pause(self.in_flight):
                 self._pause()
+
+    def _framed(self, view: memoryview, count: int, fast: bool) -> None:
+        """Read on a proxy with a protocol: the tracker frames (and may re-route) the bytes."""
+        tracker = self.tracker
+        assert tracker is not None
+        if not tracker.session.routing:
+            tracker.observe(self.buffer.array, 0, count)
+            if fast:
+                self._forward(view, count)
+                return
+            data = bytes(view[:count])
+            self._hold(count)
+            self.head.on_data(data)
+        else:
+            self._hold(count)
+            for piece in tracker.route(bytes(view[:count])):
+                if isinstance(piece, int):
+                    self._release(piece)  # a server reply an injected one replaced
+                elif isinstance(piece, tuple):
+                    self.inject(piece[0])
+                else:
+                    self.head.on_data(piece)
+        if self.budget.must_pause(self.in_flight):
+            self._pause()
+
+    def inject(self, payload: bytes) -> None:
+        """A reply made by the proxy (inject_reply) enters the chain as if it was read."""
+        if self.link.running and payload:
+            self._hold(len(payload))
+            self.head.on_data(payload)
 
     def _forward(self, view: memoryview, count: int) -> None:
         """No toxic, nothing queued: send straight from the read buffer."""
@@ -340,6 +377,8 @@ class Direction:
         self.src_open = False
         self._stop_reading()
         self.link.source_ended(self.source_name)
+        if self.tracker is not None:
+            self.tracker.eof()
         self.head.on_end(End("eof", self.source_name))
 
     # -- the sink: what the last stage hands on -------------------------------------------

@@ -19,6 +19,7 @@ from chaosnet.proxy.budget import DEFAULT_LIMIT
 from chaosnet.proxy.connlog import DEFAULT_HISTORY
 from chaosnet.proxy.datagram.proxy import DEFAULT_FLOW_TIMEOUT_MS, DatagramProxy
 from chaosnet.proxy.errors import ApiError, proxy_exists, proxy_not_found
+from chaosnet.proxy.framers import Protocol
 from chaosnet.proxy.proxy import Proxy
 from chaosnet.proxy.runtime import Runtime
 
@@ -33,6 +34,7 @@ class ProxyConfig:
     enabled: bool = True
     transport: str = "tcp"  # "udp": a datagram proxy (chaosnet extension)
     flow_timeout: int | None = None  # ms, datagram proxies only (None: the default)
+    protocol: Protocol | None = None
 
 
 class Engine:
@@ -77,6 +79,7 @@ class Engine:
         if config.name in self.proxies:
             raise proxy_exists(config.name)
         proxy = self._new_proxy(config)
+        proxy.protocol = config.protocol
         if config.enabled or config.transport == "udp":  # a disabled UDP proxy holds its port
             await proxy.set_enabled(config.enabled)
         self.proxies[config.name] = proxy
@@ -108,8 +111,10 @@ class Engine:
     async def _add_or_replace(self, config: ProxyConfig) -> Proxy:
         existing = self.proxies.get(config.name)
         if existing is not None:
-            if not existing.differs(config.listen, config.upstream) and _same_transport(
-                existing, config
+            if (
+                not existing.differs(config.listen, config.upstream)
+                and _same_transport(existing, config)
+                and existing.protocol == config.protocol
             ):
                 return existing
             await self.delete(config.name)

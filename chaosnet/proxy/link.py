@@ -37,6 +37,7 @@ from chaosnet.proxy.toxics.base import ToxicSpec
 
 if TYPE_CHECKING:
     from chaosnet.proxy.connlog import ConnectionRecord
+    from chaosnet.proxy.messages import MessageSession
     from chaosnet.proxy.runtime import Runtime
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -85,6 +86,7 @@ class Link:
         "client",
         "connecting",
         "down",
+        "messages",
         "on_closed",
         "opened_at",
         "record",
@@ -105,6 +107,7 @@ class Link:
         seq: int,
         record: ConnectionRecord,
         on_closed: LinkClosed,
+        messages: MessageSession | None = None,
     ) -> None:
         self.runtime = runtime
         self.route = route
@@ -122,6 +125,11 @@ class Link:
         self.down = Direction(self, runtime, self.upstream, client, "downstream")
         self.toxics: set[str] = set()
         record.bytes_counter = self.byte_counts
+        # A proxy with a protocol: the connection's framing, message records, reply order.
+        self.messages = messages
+        if messages is not None:
+            self.up.tracker, self.down.tracker = messages.up, messages.down
+            messages.deliver = self.down.inject
 
     @property
     def proxy_name(self) -> str:

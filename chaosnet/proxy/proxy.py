@@ -8,6 +8,11 @@ same (resolved) address; changing ``listen`` or ``upstream`` restarts the proxy.
 Toxiproxy's 500 ``listen tcp ADDR: bind: REASON``.
 Toxics are kept in the order they were added, and a new toxic goes at the end of
 its direction's chain on every live connection it applies to.
+
+``protocol`` (chaosnet extension) makes the proxy frame messages (see
+``messages.py``). Changing it applies to connections accepted afterwards: an
+open connection keeps the framing it started with, and message toxics never act
+on a connection that has none.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from chaosnet.proxy.addresses import (
 )
 from chaosnet.proxy.connlog import ConnectionLog, ConnectionRecord
 from chaosnet.proxy.errors import ApiError, bad_request, toxic_exists, toxic_not_found
+from chaosnet.proxy.framers import Protocol as WireProtocol
 from chaosnet.proxy.link import Link, Route, reset_close, tune
 from chaosnet.proxy.listener import Listener, Mode, StallFailed
+from chaosnet.proxy.messages import MessageLog, MessageSession
 from chaosnet.proxy.targeting import applies
-from chaosnet.proxy.toxics.base import STREAMS, Toxic, ToxicSpec, Transport
+from chaosnet.proxy.toxics.base import STREAMS, FieldError, Toxic, ToxicSpec, Transport
 
 if TYPE_CHECKING:
     from chaosnet.proxy.runtime import Runtime
@@ -74,24 +81,28 @@ class Proxy:
         self.upstream_address = parse_upstream(upstream)
         # What a toxic must fit (``Toxic.misfit``): TCP byte streams (a datagram proxy: udp).
         self.transport: Transport = "tcp"
-        self.protocol: str | None = None
         self.enabled = False
         self.toxics: dict[str, ToxicSpec] = {}
         self.links: set[Link] = set()
         self.log = ConnectionLog(runtime.history)
+        self.protocol: WireProtocol | None = None
+        self.messages = MessageLog(runtime.history)
         self.accepted = 0
         self.listener: Listener | None = None
 
     # -- JSON ------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
             "toxics": self.toxics_json(),
         }
+        if self.protocol is not None:
+            body.update(self.protocol.to_json())
+        return body
 
     def toxics_json(self) -> list[dict[str, Any]]:
         """Upstream toxics first, then downstream, each in the order added (as Toxiproxy)."""
@@ -127,11 +138,20 @@ class Proxy:
         for link in list(self.links):
             link.close("proxy", "fin")
 
-    async def update(self, listen: str | None, upstream: str | None, enabled: bool | None) -> None:
+    async def update(
+        self,
+        listen: str | None,
+        upstream: str | None,
+        enabled: bool | None,
+        protocol: tuple[WireProtocol | None] | None = None,
+    ) -> None:
+        """Change what is given; ``protocol`` is ``(new,)`` to change it (new connections only)."""
+        if protocol is not None:
+            self.set_protocol(protocol[0])
         new_listen = self.listen if listen is None else listen
         new_upstream = self.upstream if upstream is None else upstream
         new_address = parse_upstream(new_upstream)
-        if self.differs(new_listen, new_upstream):
+        if self.differs(new_listen, new_upstream, self.protocol):  # a new protocol: no restart
             was_enabled = self.enabled
             self.stop()
             self.listen, self.upstream, self.upstream_address = (
@@ -149,9 +169,16 @@ class Proxy:
         else:
             self.stop()
 
-    def differs(self, listen: str, upstream: str) -> bool:
+    def differs(self, listen: str, upstream: str, protocol: WireProtocol | None = None) -> bool:
         changed = normalise_listen(listen) != normalise_listen(self.listen)
-        return changed or upstream != self.upstream
+        return changed or upstream != self.upstream or protocol != self.protocol
+
+    def set_protocol(self, protocol: WireProtocol | None) -> None:
+        for spec in self.toxics.values():
+            self.check_toxic(spec, protocol)
+        self.protocol = protocol
+        for spec in self.toxics.values():
+            spec.framed = self._framed(spec)
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -174,7 +201,10 @@ class Proxy:
                 self._record_closed(record, f"toxic {record.toxics[-1]}", "rst")
             else:
                 route = Route(self.name, self.upstream, self.upstream_address)
-                link = Link(self.runtime, route, sock, seq, record, self.link_closed)
+                session = None
+                if self.protocol is not None:
+                    session = MessageSession(self.protocol, record, self.messages)
+                link = Link(self.runtime, route, sock, seq, record, self.link_closed, session)
                 self.links.add(link)
                 self._apply_toxics(link)
                 link.connect()
@@ -211,7 +241,7 @@ class Proxy:
     def _apply_toxics(self, link: ToxicTarget) -> None:
         counts: dict[str, int] = dict.fromkeys(STREAMS, 0)
         for spec in self.toxics.values():
-            if spec.cls.phase == "stream" and self._applies(spec, link.seq):
+            if spec.cls.phase == "stream" and self._applies_to_link(spec, link):
                 link.apply(spec, counts[spec.stream])
                 counts[spec.stream] += 1
 
@@ -242,19 +272,57 @@ class Proxy:
 
     def check_fits(self, cls: type[Toxic]) -> None:
         """A 400 naming the type when a toxic cannot go on this proxy (``Toxic.misfit``)."""
-        misfit = cls.misfit(self.transport, self.protocol)
+        protocol = self.protocol.name if self.protocol is not None else None
+        misfit = cls.misfit(self.transport, protocol)
         if misfit is not None:
             raise bad_request(f"type: {misfit} (proxy {self.name})")
+
+    def check_toxic(self, spec: ToxicSpec, protocol: WireProtocol | None) -> None:
+        """A 400 for a toxic that does not fit the proxy (its transport, its protocol)."""
+        cls = spec.cls
+        misfit = cls.misfit(self.transport, protocol.name if protocol is not None else None)
+        if misfit is not None:
+            raise bad_request(f"type: {misfit} (proxy {self.name})")
+        if protocol is None:
+            targeting = (
+                ("skip_messages", spec.skip_messages),
+                ("max_messages", spec.max_messages is not None),
+                ("message_scope", spec.message_scope != "connection"),
+            )
+            field = next((name for name, given in targeting if given), None)
+            if field is not None:
+                raise bad_request(
+                    f"{field}: toxic {spec.name} needs a proxy with a protocol, "
+                    f"and proxy {self.name} has none"
+                )
+            return
+        try:
+            cls.check_protocol(protocol, spec.attributes)
+        except FieldError as exc:
+            raise bad_request(f"{exc} (protocol {protocol.name})") from None
+
+    def _framed(self, spec: ToxicSpec) -> bool:
+        return self.protocol is not None and (
+            spec.message_targeted or spec.cls.uses_messages(spec.attributes)
+        )
+
+    def _applies_to_link(self, spec: ToxicSpec, link: ToxicTarget) -> bool:
+        # A gated toxic needs framing, which a connection opened without a protocol lacks
+        # (and a datagram flow never has).
+        if spec.framed and getattr(link, "messages", None) is None:
+            return False
+        return self._applies(spec, link.seq)
 
     async def add_toxic(self, spec: ToxicSpec) -> None:
         if spec.name in self.toxics:
             raise toxic_exists(spec.name)
-        self.check_fits(spec.cls)
+        self.check_toxic(spec, self.protocol)
+        spec.framed = self._framed(spec)
         spec.first_seq = self.accepted
         self.toxics[spec.name] = spec
         if spec.cls.phase == "stream":
             for link in self.targets():
-                if self._applies(spec, link.seq):
+                if self._applies_to_link(spec, link):
                     index = len(link.direction(spec.stream).stages)
                     link.guarded(partial(link.apply, spec, index))
         elif spec.cls.phase == "listen":
@@ -262,6 +330,12 @@ class Proxy:
 
     async def toxic_changed(self, spec: ToxicSpec) -> None:
         """Re-apply an updated toxic: live connections see the new values at once."""
+        framed = self._framed(spec)
+        if framed != spec.framed:  # the stage changes kind: rebuild it on every connection
+            for target in self.targets():
+                if spec.name in target.toxics:
+                    target.unapply(spec)
+            spec.framed = framed
         if spec.cls.phase == "stream":
             for link in self.targets():  # a toxic failing on one link resets that link only
                 link.guarded(partial(self._reconcile, link, spec))
@@ -269,7 +343,7 @@ class Proxy:
             await self._sync_listener()
 
     def _reconcile(self, link: ToxicTarget, spec: ToxicSpec) -> None:
-        wanted = self._applies(spec, link.seq)
+        wanted = self._applies_to_link(spec, link)
         if wanted and spec.name not in link.toxics:
             link.apply(spec, self._chain_position(link, spec))
         elif not wanted and spec.name in link.toxics:

@@ -53,7 +53,8 @@ class ReadBuffer:
     """The engine's one read buffer; the loop thread consumes it before reading again."""
 
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(MAX_READ))
+        self.array = bytearray(MAX_READ)  # framers search it in place (find, no copy)
+        self.view = memoryview(self.array)
         self.small = self.view[:READ_SIZE]
 
 

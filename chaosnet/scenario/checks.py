@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from chaosnet.control import CONNECTION_LOG, DATAGRAM_PROXIES, TOXIPROXY_TOXIC_TYPES
+from chaosnet.control import CONNECTION_LOG, DATAGRAM_PROXIES, PROTOCOL, TOXIPROXY_TOXIC_TYPES
 from chaosnet.proxy.addresses import is_loopback, parse_upstream
 from chaosnet.proxy.errors import ApiError
 from chaosnet.proxy.toxics import REGISTRY
@@ -46,9 +46,16 @@ WORKLOAD_SERVERS = {
     "kv": ("kv",),
     "stream": ("echo",),
     "datagram": ("udp_echo",),
+    "http": ("http",),
 }
 #: The proxy transport each builtin workload speaks.
-WORKLOAD_TRANSPORTS = {"framed": "tcp", "kv": "tcp", "stream": "tcp", "datagram": "udp"}
+WORKLOAD_TRANSPORTS = {
+    "framed": "tcp",
+    "kv": "tcp",
+    "stream": "tcp",
+    "datagram": "udp",
+    "http": "tcp",
+}
 
 
 @dataclass
@@ -122,6 +129,8 @@ def extensions_used(spec: Scenario) -> list[tuple[str, DataPath]]:
     for name, proxy in spec.proxies.items():
         if proxy.transport == "udp":
             used.append((DATAGRAM_PROXIES, ("proxies", name, "transport")))
+        if proxy.protocol is not None:
+            used.append((PROTOCOL, ("proxies", name, "protocol")))
         for index, toxic in enumerate(proxy.toxics):
             used += _toxic_extensions(toxic, ("proxies", name, "toxics", index))
     for index, step in enumerate(spec.timeline):

@@ -21,12 +21,13 @@ from pydantic import (
     model_validator,
 )
 
+from chaosnet.proxy.framers import PROTOCOLS, ProtocolError, parse_protocol
 from chaosnet.scenario.envelope import Envelope
 from chaosnet.scenario.toxics import TOXIC_MODELS, Name, StrictModel, Toxic, ToxicBase
 from chaosnet.scenario.units import Bytes, PerSecond, Seconds
 
-BUILTIN_SERVERS = ("echo", "framed_echo", "kv")
-BUILTIN_WORKLOADS = ("framed", "kv", "stream", "datagram")
+BUILTIN_SERVERS = ("echo", "framed_echo", "kv", "http")
+BUILTIN_WORKLOADS = ("framed", "kv", "stream", "datagram", "http")
 CALLABLE_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 DEFAULT_REQUEST_TIMEOUT_S = 1.0
 DEFAULT_SCENARIO_TIMEOUT_S = 60.0
@@ -93,7 +94,7 @@ class Readiness(StrictModel):
 class BuiltinServer(StrictModel):
     """One of chaosnet's own servers, as a separate process on a port of its own."""
 
-    builtin: Literal["echo", "framed_echo", "kv", "udp_echo"]
+    builtin: Literal["echo", "framed_echo", "kv", "udp_echo", "http"]
     dedupe: bool = Field(False, description="kv only: apply each request id at most once")
     max_frame_size: Bytes | None = Field(
         None, ge=1, le=MAX_FRAME, description="framed_echo and kv: frame limit"
@@ -103,7 +104,7 @@ class BuiltinServer(StrictModel):
     def _options_fit(self) -> BuiltinServer:
         if self.dedupe and self.builtin != "kv":
             raise ValueError(f"dedupe is a kv server option, not for {self.builtin}")
-        if self.max_frame_size is not None and self.builtin in ("echo", "udp_echo"):
+        if self.max_frame_size is not None and self.builtin in ("echo", "udp_echo", "http"):
             raise ValueError(f"max_frame_size is for framed servers, not for {self.builtin}")
         return self
 
@@ -170,6 +171,12 @@ class ProxySpec(StrictModel):
     flow_timeout: Seconds | None = Field(
         None, gt=0, le=86_400, description="udp: an idle flow ends after this (default 30s)"
     )
+    protocol: Literal[PROTOCOLS] | None = Field(  # type: ignore[valid-type]
+        None, description="chaosnet extension: frame messages (message toxics and targeting)"
+    )
+    protocol_options: dict[str, Any] = Field(
+        default_factory=dict, description="the protocol's options, e.g. delimiter for line"
+    )
     toxics: list[Toxic] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -178,6 +185,10 @@ class ProxySpec(StrictModel):
             raise ValueError("a proxy needs exactly one of server or upstream")
         if self.flow_timeout is not None and self.transport != "udp":
             raise ValueError("flow_timeout is for datagram proxies (transport: udp)")
+        try:
+            parse_protocol(self.protocol, self.protocol_options)
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @property
@@ -211,7 +222,7 @@ class Client(StrictModel):
     """The workload: a builtin one, or ``package.module:function`` (which is code you run)."""
 
     workload: str = Field(
-        description="framed, kv, stream, datagram, or a callable as package.module:function",
+        description="framed, kv, stream, datagram, http, or a callable as package.module:function",
         json_schema_extra={
             "anyOf": [
                 {"enum": list(BUILTIN_WORKLOADS)},

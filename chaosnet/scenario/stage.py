@@ -80,7 +80,12 @@ class Stage:
                 else spec.upstream or ""
             )
             proxy = self.chaos.proxy(
-                upstream, name=name, transport=spec.transport, flow_timeout=spec.flow_timeout_ms
+                upstream,
+                name=name,
+                transport=spec.transport,
+                flow_timeout=spec.flow_timeout_ms,
+                protocol=spec.protocol,
+                protocol_options=spec.protocol_options or None,
             )
             self.proxies[name] = proxy
             for toxic in spec.toxics:

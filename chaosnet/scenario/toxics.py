@@ -5,7 +5,8 @@ Each model is built from the toxic's class in ``chaosnet.proxy.toxics`` (its
 toxic. They come in registry order: Toxiproxy's own toxics, then chaosnet's
 extensions (which a real Toxiproxy backend refuses by name). Every toxic also
 takes the common fields ``name``, ``stream``, ``toxicity`` and chaosnet's
-per-toxic ``skip_connections``, ``max_connections`` and ``seed``. Attributes
+per-toxic ``skip_connections``, ``max_connections``, ``seed`` and (on a proxy with
+a protocol) ``skip_messages``, ``max_messages``, ``message_scope``. Attributes
 keep Toxiproxy's units (see :mod:`chaosnet.scenario.units`); one with a unit
 also takes a string with a unit.
 """
@@ -66,6 +67,15 @@ class ToxicBase(StrictModel):
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="chaosnet extension: this toxic's random seed"
     )
+    skip_messages: int | None = Field(
+        None, ge=0, description="chaosnet extension (proxy with a protocol): spare N messages"
+    )
+    max_messages: int | None = Field(
+        None, ge=1, description="chaosnet extension (proxy with a protocol): at most N messages"
+    )
+    message_scope: Literal["connection", "proxy"] | None = Field(
+        None, description="count messages per connection (default) or across the proxy"
+    )
 
     @property
     def toxic_name(self) -> str:
@@ -109,6 +119,10 @@ def attribute_type(attr: Attr) -> Any:
     """The pydantic type of one declared attribute, bounds included."""
     if attr.kind == "bool":
         return bool
+    if attr.kind == "text":
+        return Annotated[str, Field(max_length=int(attr.maximum))]
+    if attr.kind == "headers":
+        return dict[str, str]
     if attr.kind == "choice":
         return Literal[attr.choices]
     if attr.values:

@@ -16,7 +16,7 @@ each item is a :class:`Request` to use as a context manager::
                         req.attempts = client.attempts - before
                     req.answer(reply, expected=req.payload)
 
-The four builtin workloads (``framed``, ``kv``, ``stream``, ``datagram``) are written
+The builtin workloads (``framed``, ``kv``, ``stream``, ``datagram``, ``http``) are written
 exactly so, with chaosnet's own primitives. A user callable gets the same
 context: the proxy addresses, a retry policy built from the file, a seed.
 """
@@ -24,6 +24,7 @@ context: the proxy addresses, a retry policy built from the file, a seed.
 from __future__ import annotations
 
 import contextlib
+import http.client as http_client
 import random
 import selectors
 import socket
@@ -412,9 +413,64 @@ def datagram(ctx: WorkloadContext) -> None:
                 req.answer(reply, expected=req.payload)
 
 
+class HttpServerError(Exception):
+    """The server (or the proxy) answered with a 5xx status. Transient: retried."""
+
+    transient = True
+
+    def __init__(self, status: int, retry_after: str | None) -> None:
+        after = f", Retry-After: {retry_after}" if retry_after is not None else ""
+        super().__init__(f"HTTP {status}{after}")
+        self.status = status
+
+
+def http(ctx: WorkloadContext) -> None:
+    """HTTP/1.1 with the standard library's ``http.client``: ``POST /echo`` with the payload.
+
+    One keep-alive connection, opened again after an error or a ``Connection: close``;
+    a 5xx answer is an error the retry policy retries; the body must equal the payload.
+    """
+    host, port = ctx.endpoints[0]
+    conn: http_client.HTTPConnection | None = None
+    try:
+        for req in ctx.schedule():
+            with req:
+                req.attempts = 0
+                req.endpoint = (host, port)
+                for attempt in ctx.policy.retrying(f"request {req.index}"):
+                    with attempt:
+                        req.attempts += 1
+                        if conn is None:
+                            conn = http_client.HTTPConnection(host, port, timeout=ctx.timeout)
+                        try:
+                            body = _post(conn, req.payload)
+                        except BaseException:
+                            conn.close()
+                            conn = None
+                            raise
+                req.answer(body, expected=req.payload)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _post(conn: http_client.HTTPConnection, payload: bytes) -> bytes:
+    conn.request(
+        "POST", "/echo", body=payload, headers={"Content-Type": "application/octet-stream"}
+    )
+    response = conn.getresponse()
+    body = response.read()
+    if response.will_close:
+        conn.close()  # the next request opens a new connection
+    if response.status >= 500:
+        raise HttpServerError(response.status, response.getheader("Retry-After"))
+    return body
+
+
 BUILTIN: dict[str, Workload] = {
     "framed": framed,
     "kv": kv,
     "stream": stream,
     "datagram": datagram,
+    "http": http,
 }

@@ -26,12 +26,13 @@ def _parser() -> argparse.ArgumentParser:
         ("framed_echo", "answers each chaosnet frame with the same payload"),
         ("kv", "framed key-value store that logs every write (chaosnet.kv protocol)"),
         ("udp_echo", "answers each chaosnet.datagram request with its payload (UDP)"),
+        ("http", "HTTP/1.1 with keep-alive: echo, status, wait, bytes, stream, count"),
     ):
         sub = kinds.add_parser(kind, help=help_text)
         sub.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
         sub.add_argument("--port", type=int, default=0, help="port (default 0: any)")
         sub.add_argument("--verbose", action="store_true", help="also log every connection")
-        if kind not in ("echo", "udp_echo"):
+        if kind not in ("echo", "udp_echo", "http"):
             sub.add_argument(
                 "--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE, metavar="BYTES"
             )
@@ -45,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 def _factory(args: argparse.Namespace) -> ProtocolFactory:
     if args.kind == "echo":
         return EchoProtocol
+    if args.kind == "http":
+        from chaosnet.servers.http import http_factory  # aiohttp: only this server needs it
+
+        return http_factory()
     if args.kind == "framed_echo":
         return lambda ctx: FramedProtocol(ctx, echo_payload, args.max_frame_size)
     store = KVStore(dedupe=args.dedupe)

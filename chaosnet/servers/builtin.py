@@ -1,4 +1,4 @@
-"""The builtin servers (echo, framed_echo, kv, udp_echo), started through ``ServerProcess``.
+"""The builtin servers (echo, framed_echo, kv, udp_echo, http), started like any server.
 
 Each runs as ``python -m chaosnet.servers KIND`` on port 0 and reports the
 port it got; a restart passes that port back, so it returns on the same address.
@@ -17,7 +17,7 @@ from chaosnet.servers.lifecycle import DEFAULT_READY_TIMEOUT_S
 from chaosnet.servers.process import ServerProcess
 from chaosnet.servers.readiness import LogLine
 
-BUILTIN_KINDS = ("echo", "framed_echo", "kv", "udp_echo")
+BUILTIN_KINDS = ("echo", "framed_echo", "kv", "udp_echo", "http")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -46,7 +46,7 @@ def builtin_server(
         raise ValueError(f"unknown builtin server {kind!r}: expected one of {BUILTIN_KINDS}")
     if dedupe and kind != "kv":
         raise ValueError(f"dedupe is an option of the kv server, not of {kind!r}")
-    if max_frame_size is not None and kind in ("echo", "udp_echo"):
+    if max_frame_size is not None and kind in ("echo", "udp_echo", "http"):
         raise ValueError(f"max_frame_size is an option of framed servers, not of {kind!r}")
     options: list[str] = ["--host", host]
     if dedupe:

@@ -24,6 +24,7 @@ from benchmarks.stats import interleaved, percentile
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_FIGURES = {"1a", "1b", "2a", "2b", "2c", "2d", "3", "4a", "4b", "5a", "5b"}
 PROXY_FIGURES |= {"6a", "6b", "6c", "6e", "6f", "7a", "8a", "8b", "8c", "10a", "10b", "10c", "10d"}
+PROXY_FIGURES |= {f"11{letter}" for letter in "abcdefghi"}  # the message-aware proxy
 ALL_FIGURES = PROXY_FIGURES | {"6d", "6g", "6h", "7b", "7c", "9a", "9b", "9c", "9d", "9e", "9f"}
 RUN_TIMEOUT_S = 100.0
 

@@ -47,6 +47,12 @@ TOXICS: dict[str, list[dict[str, Any]]] = {
     "refuse_new": [{}],
     "stall_accept": [{}],
     "reset_on_accept": [{}],
+    # message toxics, on a proxy framing FRAME as length_prefix messages
+    # then: hang is not here: with a client that closes at once, the proxied connection
+    # stays open (a known gap of truncate_message, see the issue 13 closing note).
+    "truncate_message": [{"then": "close"}, {"then": "reset"}],
+    "stall_message": [{"duration": 50, "then": "release"}, {"duration": 50, "then": "reset"}],
+    "inject_reply": [{"payload": "x"}, {"payload": "x", "forward": True}],
 }
 CASES = [
     pytest.param(kind, attributes, id=f"{kind}-{index}")
@@ -159,10 +165,12 @@ def test_both_peers_closed_means_the_proxy_closed(
     api = Api(server.url)
     cases = []
     try:
-        for stream in ("upstream", "downstream"):
+        toxic = REGISTRY[kind]
+        protocol = {"protocol": "length_prefix"} if toxic.protocols else {}
+        for stream in toxic.streams:
             for pattern, close in PATTERNS.items():
                 name = f"{kind}-{stream}-{pattern}-{len(attributes)}-{threading.get_ident()}"
-                proxy = api.create_proxy(name, peer.address)
+                proxy = api.create_proxy(name, peer.address, **protocol)
                 fields = {"type": kind, "stream": stream, "attributes": attributes}
                 api.add_toxic(name, **fields)
                 cases.append((name, listen_address(proxy), close))

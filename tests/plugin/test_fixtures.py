@@ -277,13 +277,24 @@ def test_toxiproxy_backend_runs_the_real_binary_and_refuses_extensions(
             expected = "not supported by backend toxiproxy: truncate_frame"
             with pytest.raises(UnsupportedByBackend, match=expected):
                 proxy.toxic("truncate_frame", at="body")
+
+        def test_protocols_and_message_toxics_are_refused_by_name(chaos, framed_echo_server):
+            refused = "not supported by backend toxiproxy: "
+            with pytest.raises(UnsupportedByBackend, match=refused + "protocol"):
+                chaos.proxy(framed_echo_server, protocol="length_prefix")
+            proxy = chaos.proxy(framed_echo_server)
+            for toxic in ("truncate_message", "stall_message", "inject_reply"):
+                with pytest.raises(UnsupportedByBackend, match=refused + toxic):
+                    proxy.toxic(toxic)
+            with pytest.raises(UnsupportedByBackend, match=refused + "skip_messages"):
+                proxy.toxic("latency", latency=1, skip_messages=1)
         """
     )
     result = pytester.runpytest(
         "--chaosnet-backend=toxiproxy", f"--chaosnet-toxiproxy-bin={server_bin}"
     )
     result.stdout.fnmatch_lines(["chaosnet: backend=toxiproxy *"])
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 def test_missing_toxiproxy_binary_fails_tests_with_a_clear_message(
@@ -416,3 +427,39 @@ def test_a_fixture_of_the_same_name_in_a_conftest_is_not_ours(pytester: pytest.P
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_failure_report_shows_the_last_messages_of_each_connection(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_fails(chaos, http_server):
+            proxy = chaos.proxy(http_server, protocol="http1")
+            proxy.toxic("inject_reply", stream="upstream", status=503, max_messages=1)
+            host, port = proxy.address
+            with httpx.Client(base_url=f"http://{host}:{port}") as client:
+                for path in ("/", "/echo", "/bytes/3", "/status/204", "/count", "/", "/", "/"):
+                    client.get(path)
+            assert False, "the client gave up"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*chaosnet connections*",
+            "*#1 from 127.0.0.1:*",
+            # 7 down: the server sent 7 replies; the 8th, the first, was the proxy's
+            "    messages: 8 up, 7 down; last 6:",
+            "      #1 -> 5 GET / [*",
+            "      #1 <- 5 200 [*",
+            "      #1 -> 6 GET / [*",
+            "      #1 <- 6 200 [*",
+            "      #1 -> 7 GET / [*",
+            "      #1 <- 7 200 [*",
+        ]
+    )
+    assert "injected" not in result.stdout.str()  # the first messages are not among the last 6

@@ -32,7 +32,7 @@ class DatagramOnly(Toxic):
 
 class NeedsHttp(Toxic):
     type_name = "needs_http"
-    protocols: ClassVar = ("http",)
+    protocols: ClassVar = ("http1",)
     __slots__ = ()
 
 
@@ -75,10 +75,16 @@ def test_a_message_aware_toxic_needs_the_proxy_to_speak_its_protocol(
     reply = api.post("/proxies/p/toxics", {"type": "needs_http"})
     assert (reply.status, reply.body["error"]) == (
         400,
-        "type: needs_http needs a proxy with protocol http, not none (proxy p)",
+        "type: needs_http needs a proxy with protocol http1, not none (proxy p)",
     )
-    server.call_in_engine(lambda engine: setattr(engine.get("p"), "protocol", "http"))
-    assert api.add_toxic("p", "needs_http")["name"] == "needs_http_downstream"
+    api.create_proxy("q", echo_server.address, protocol="resp")
+    reply = api.post("/proxies/q/toxics", {"type": "needs_http"})
+    assert (
+        reply.body["error"]
+        == "type: needs_http needs a proxy with protocol http1, not resp (proxy q)"
+    )
+    api.create_proxy("h", echo_server.address, protocol="http1")
+    assert api.add_toxic("h", "needs_http")["name"] == "needs_http_downstream"
 
 
 @pytest.mark.usefixtures("declared")

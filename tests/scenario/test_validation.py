@@ -125,7 +125,8 @@ def test_toxic_attributes_are_checked_per_type(write_scenario: WriteScenario) ->
     )
     assert problems_of(write_scenario(text)) == [
         "7:39: proxies.main.toxics[0]: unknown key 'rate' (expected one of: type, name, stream, "
-        "toxicity, skip_connections, max_connections, seed, latency, jitter)",
+        "toxicity, skip_connections, max_connections, seed, skip_messages, max_messages, "
+        "message_scope, latency, jitter)",
         "8:36: proxies.main.toxics[1].at: must be 'header' or 'body', got 'middle'; "
         "or expected an integer, got 'middle'",
         "8:50: proxies.main.toxics[1].then: must be 'close', 'reset' or 'hang', got 'explode'",
@@ -197,7 +198,7 @@ def test_a_workload_must_fit_its_server(write_scenario: WriteScenario) -> None:
         (
             "framd",
             "client.workload: unknown workload 'framd' (did you mean 'framed'?): use "
-            "framed, kv, stream, datagram, or a callable as package.module:function",
+            "framed, kv, stream, datagram, http, or a callable as package.module:function",
         ),
         (
             "no_such_module_x:run",
@@ -302,7 +303,8 @@ def test_problems_of_every_file_are_reported_together(write_scenario: WriteScena
     with pytest.raises(ScenarioInvalid) as caught:
         load_paths([good.parent])
     assert str(caught.value).splitlines() == [
-        f"{bad1}:2:19: servers.echo.builtin: must be 'echo', 'framed_echo', 'kv' or 'udp_echo', "
+        f"{bad1}:2:19: servers.echo.builtin: must be 'echo', 'framed_echo', 'kv', 'udp_echo' "
+        "or 'http', "
         "got 'ecko' (did you mean 'echo'?)",
         f"{bad2}:8:13: client.requests: expected an integer, got 'x'",
     ]
@@ -422,3 +424,30 @@ def test_an_exploration_fault_must_fit_its_proxy(write_scenario: WriteScenario) 
         "15:14: explore.faults[0].toxic: slicer works on tcp proxies, not on a udp proxy "
         "(proxy main)" in problems_of(path)
     )
+
+
+def test_a_protocol_and_message_targeting_are_refused_for_toxiproxy_by_name(
+    write_scenario: WriteScenario,
+) -> None:
+    text = MINIMAL.replace(
+        "  main: {server: echo}",
+        "  main:\n    server: echo\n    protocol: length_prefix\n    toxics:\n"
+        "      - {type: latency, latency: 5, skip_messages: 1}",
+    )
+    path = write_scenario(text)
+    with pytest.raises(ScenarioInvalid) as caught:
+        load_paths([path], backend_extensions=frozenset(), backend="toxiproxy")
+    assert str(caught.value).splitlines() == [
+        f"{path}:6:5: proxies.main.protocol: not supported by backend toxiproxy: protocol",
+        f"{path}:8:37: proxies.main.toxics[0].skip_messages: not supported by backend "
+        "toxiproxy: skip_messages",
+    ]
+
+
+def test_a_bad_protocol_option_names_the_field(write_scenario: WriteScenario) -> None:
+    text = MINIMAL.replace(
+        "  main: {server: echo}",
+        "  main: {server: echo, protocol: line, protocol_options: {eol: x}}",
+    )
+    (problem,) = problems_of(write_scenario(text))
+    assert "protocol_options.eol: unknown option of line (known: delimiter, max_size)" in problem

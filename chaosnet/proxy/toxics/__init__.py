@@ -17,6 +17,7 @@ from chaosnet.proxy.toxics.bandwidth import BandwidthToxic
 from chaosnet.proxy.toxics.base import Toxic
 from chaosnet.proxy.toxics.corrupt import CorruptToxic
 from chaosnet.proxy.toxics.duplicate import DuplicateToxic
+from chaosnet.proxy.toxics.inject_reply import InjectReplyToxic
 from chaosnet.proxy.toxics.latency import LatencyToxic
 from chaosnet.proxy.toxics.limit_data import LimitDataToxic
 from chaosnet.proxy.toxics.limit_time import LimitTimeToxic
@@ -29,9 +30,11 @@ from chaosnet.proxy.toxics.reset_peer import ResetPeerToxic
 from chaosnet.proxy.toxics.slicer import SlicerToxic
 from chaosnet.proxy.toxics.slow_close import SlowCloseToxic
 from chaosnet.proxy.toxics.stall_accept import StallAcceptToxic
+from chaosnet.proxy.toxics.stall_message import StallMessageToxic
 from chaosnet.proxy.toxics.timeout import TimeoutToxic
 from chaosnet.proxy.toxics.truncate_datagram import TruncateDatagramToxic
 from chaosnet.proxy.toxics.truncate_frame import TruncateFrameToxic
+from chaosnet.proxy.toxics.truncate_message import TruncateMessageToxic
 
 #: In the order the docs and the schema show them: Toxiproxy's, then chaosnet's.
 _TYPES: tuple[type[Toxic], ...] = (
@@ -53,6 +56,9 @@ _TYPES: tuple[type[Toxic], ...] = (
     DuplicateToxic,
     ReorderToxic,
     TruncateDatagramToxic,
+    TruncateMessageToxic,
+    StallMessageToxic,
+    InjectReplyToxic,
 )
 
 REGISTRY: dict[str, type[Toxic]] = {cls.type_name: cls for cls in _TYPES}

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from chaosnet.proxy.framers import Protocol as WireProtocol
+    from chaosnet.proxy.framers.base import Part
     from chaosnet.proxy.timers import Timer
 
 EndKind = Literal["eof", "fin", "rst"]
@@ -40,14 +42,22 @@ Phase = Literal["stream", "listen", "accept"]
 Stream = Literal["upstream", "downstream"]
 Transport = Literal["tcp", "udp"]
 ListenerMode = Literal["refuse", "stall"]
-AttrKind = Literal["int", "float", "bool", "choice", "int_or_choice"]
+AttrKind = Literal["int", "float", "bool", "choice", "int_or_choice", "text", "headers"]
 
 STREAMS: tuple[Stream, ...] = ("upstream", "downstream")
 TRANSPORTS: tuple[Transport, ...] = ("tcp", "udp")
 DEFAULT_STREAM: Stream = "downstream"
 #: A toxic's fields in Toxiproxy's JSON, and the optional ones only chaosnet has.
 TOXIPROXY_FIELDS = ("name", "type", "stream", "toxicity", "attributes")
-EXTENSION_FIELDS = ("skip_connections", "max_connections", "seed")
+EXTENSION_FIELDS = (
+    "skip_connections",
+    "max_connections",
+    "seed",
+    "skip_messages",
+    "max_messages",
+    "message_scope",
+)
+MESSAGE_SCOPES = ("connection", "proxy")
 
 MAX_MS = 86_400_000  # a day: any longer delay is a mistake, not a test
 #: The most pieces a stage passes on from one callback. A stage with more to send (a
@@ -127,6 +137,8 @@ class Attr:
 
     def coerce(self, value: object) -> object:
         """The validated value; :class:`FieldError` naming the attribute otherwise."""
+        if self.kind in ("text", "headers"):
+            return self._text(value) if self.kind == "text" else self._headers(value)
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise self._error(f"must be true or false, got {value!r}")
@@ -158,6 +170,25 @@ class Attr:
                 raise self._error(f"must be a whole number, got {value!r}")
             return int(value)
         return value
+
+    def _text(self, value: object) -> str:
+        """A string of at most ``maximum`` characters (``text``)."""
+        if not isinstance(value, str):
+            raise self._error(f"must be a string, got {value!r}")
+        if len(value) > self.maximum:
+            raise self._error(f"must be at most {self.maximum:g} characters, got {len(value)}")
+        return value
+
+    def _headers(self, value: object) -> dict[str, str]:
+        """An object of header names to string values (``headers``)."""
+        if not isinstance(value, dict):
+            raise self._error(f"must be an object of header names to strings, got {value!r}")
+        for key, item in value.items():
+            if not key or not isinstance(item, str) or any(c in key for c in " :\r\n"):
+                raise self._error(f"{key!r}: must be a header name with a string value")
+            if "\r" in item or "\n" in item:
+                raise self._error(f"{key!r}: a header value cannot contain a line break")
+        return dict(value)
 
     def _error(self, message: str) -> FieldError:
         return FieldError(f"attributes.{self.name}: {message}")
@@ -234,6 +265,20 @@ class Toxic:
             return f"{cls.type_name} needs a proxy with protocol {needs}, not {protocol or 'none'}"
         return None
 
+    @classmethod
+    def check_protocol(cls, protocol: WireProtocol, values: Mapping[str, object]) -> None:
+        """Validation against the proxy's protocol; raise :class:`FieldError`."""
+
+    @classmethod
+    def uses_messages(cls, values: Mapping[str, object]) -> bool:
+        """On a proxy with a protocol, does it need the message gate even untargeted?"""
+        return bool(cls.protocols)
+
+    @classmethod
+    def wants(cls, part: Part, values: Mapping[str, object]) -> bool:
+        """Which pieces of a targeted message the toxic acts on (the rest pass it by)."""
+        return True
+
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         self.spec = spec
         self.pipe = pipe
@@ -256,6 +301,10 @@ class Toxic:
 
     def on_data(self, data: bytes) -> None:
         self.emit(data)
+
+    def on_part(self, data: bytes, part: Part) -> None:
+        """A message toxic's input: ``data`` is the piece ``part`` describes."""
+        self.on_data(data)
 
     def on_end(self, end: End) -> None:
         self.emit_end(end)
@@ -339,10 +388,15 @@ class ToxicSpec:
         "attributes",
         "cls",
         "first_seq",
+        "framed",
         "max_connections",
+        "max_messages",
+        "message_scope",
+        "messages_seen",
         "name",
         "seed",
         "skip_connections",
+        "skip_messages",
         "stream",
         "toxicity",
         "type_name",
@@ -359,6 +413,9 @@ class ToxicSpec:
         skip_connections: int = 0,
         max_connections: int | None = None,
         seed: int | None = None,
+        skip_messages: int = 0,
+        max_messages: int | None = None,
+        message_scope: str = "connection",
     ) -> None:
         self.name = name
         self.cls = cls
@@ -370,6 +427,25 @@ class ToxicSpec:
         self.max_connections = max_connections
         self.seed = seed
         self.first_seq = 0  # set by the proxy: its accept count when the toxic was added
+        # Message targeting (a proxy with a protocol; see chaosnet/proxy/gate.py): the
+        # toxic acts on messages [skip, skip + max) of its stream, counted per connection
+        # or, with message_scope "proxy", across the proxy's connections since it was added.
+        self.skip_messages = skip_messages
+        self.max_messages = max_messages
+        self.message_scope = message_scope
+        self.messages_seen = 0  # message_scope "proxy": messages counted so far
+        self.framed = False  # set by the proxy: the stage sits in a message gate
+
+    @property
+    def message_targeted(self) -> bool:
+        """Any message targeting field set (they need a proxy with a protocol)."""
+        counted = self.skip_messages > 0 or self.max_messages is not None
+        return counted or self.message_scope != "connection"
+
+    def targets_message(self, k: int) -> bool:
+        if k < self.skip_messages:
+            return False
+        return self.max_messages is None or k < self.skip_messages + self.max_messages
 
     def index_of(self, seq: int) -> int:
         """``k``: the connection's number counted from this toxic's creation."""
@@ -393,6 +469,12 @@ class ToxicSpec:
             body["max_connections"] = self.max_connections
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.skip_messages:
+            body["skip_messages"] = self.skip_messages
+        if self.max_messages is not None:
+            body["max_messages"] = self.max_messages
+        if self.message_scope != "connection":
+            body["message_scope"] = self.message_scope
         return body
 
 

@@ -7,13 +7,17 @@ callback makes at most ``FLIPS_PER_TURN`` flips; a denser chunk is passed on in
 parts over the next turns, and ``probability: 1`` flips every byte at once. With
 ``body_only`` the toxic follows chaosnet's framing (``header_size``,
 ``byte_order``) and corrupts only payload bytes, so length headers stay intact
-and the receiver still reads whole frames -- with damaged contents.
+and the receiver still reads whole frames -- with damaged contents. On a proxy
+with a protocol, ``body_only`` means that protocol's bodies (HTTP content and
+chunk data, RESP bulk strings, line contents, frame payloads; see
+``chaosnet/proxy/framers/base.py``) and the framing attributes are not used.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
 
 from chaosnet.framing import FrameScanner
 from chaosnet.proxy.toxics.base import (
@@ -32,6 +36,8 @@ from chaosnet.proxy.toxics.framed import FRAMING_ATTRIBUTES, scanner_for
 
 FLIPS_PER_TURN = 1024  # bit flips one callback makes at most (a Python loop each)
 _ONE_BIT = bytes(1 << (value & 7) for value in range(256))  # a random byte -> one bit
+if TYPE_CHECKING:
+    from chaosnet.proxy.framers.base import Part
 
 
 class CorruptToxic(Holding[bytes | End]):
@@ -66,10 +72,18 @@ class CorruptToxic(Holding[bytes | End]):
     def stage(cls, transport: Transport) -> type[Toxic]:
         return DatagramCorrupt if transport == "udp" else cls
 
+    @classmethod
+    def uses_messages(cls, values: Mapping[str, object]) -> bool:
+        return bool(values["body_only"])
+
+    @classmethod
+    def wants(cls, part: Part, values: Mapping[str, object]) -> bool:
+        return part.kind == "body"
+
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.scanner: FrameScanner | None = None
-        if self.attr("body_only"):
+        if self.attr("body_only") and not spec.framed:  # framed: the gate hands it bodies only
             self.scanner = scanner_for(self.attr("header_size"), self.attr("byte_order"))
         self.gap = self._next_gap()  # eligible bytes to pass before the next corrupted one
 

@@ -96,6 +96,10 @@ def describe(attr: Attr) -> str:
         kind = or_list(attr.values) + (f" {attr.unit}" if attr.unit else "")
     elif attr.kind == "float":
         kind = f"{attr.minimum:g}..{attr.maximum:g}"
+    elif attr.kind == "text":
+        kind = "text"
+    elif attr.kind == "headers":
+        kind = "object of header: value"
     else:
         kind = attr.unit or "integer"
         if attr.minimum:

@@ -38,6 +38,11 @@ from chaosnet.proxy.toxics.base import (
 )
 from chaosnet.proxy.toxics.framed import FRAMING_ATTRIBUTES, scanner_for
 
+#: What follows a cut, for every toxic that truncates (truncate_frame, truncate_message).
+THEN_AFTER_CUT = Attr(
+    "then", "choice", "close", choices=("close", "reset", "hang"), help="what follows the cut"
+)
+
 
 class TruncateFrameToxic(Toxic):
     type_name = "truncate_frame"
@@ -61,13 +66,7 @@ class TruncateFrameToxic(Toxic):
             unit="bytes",
             help='"header", "body" or a byte offset into the frame',
         ),
-        Attr(
-            "then",
-            "choice",
-            "close",
-            choices=("close", "reset", "hang"),
-            help="what follows the cut",
-        ),
+        THEN_AFTER_CUT,
     )
     __slots__ = ("done", "hanging", "scanner")
 

@@ -1,0 +1,131 @@
+"""The interface every framer implements: fed bytes as they pass, it says where messages lie.
+
+A framer is sans-IO and never holds a message: ``scan(data, start, end)`` labels
+the bytes ``data[start:end]`` and returns a list of :class:`Part` covering them
+completely, in order, with offsets into ``data``. Each part lies inside one
+message and one of its parts:
+
+- ``head``: the message's start as its protocol defines it (HTTP status/request
+  line and headers, a RESP type and length line, a length header);
+- ``body``: payload bytes (an HTTP body or chunk's data, a RESP bulk string's
+  bytes, a frame's payload, a line's content);
+- ``meta``: framing bytes inside or after the body (chunk-size lines, trailers,
+  CRLFs after bulk strings, a line's delimiter) that a receiver parses, so
+  ``corrupt body_only`` leaves them alone;
+- ``unframed``: the stream broke its protocol (see below): bytes with no place.
+
+``part_size`` is the declared size of the part a piece belongs to when the
+protocol says it ahead (a length header, a Content-Length body, a chunk, a bulk
+string), else None; ``part_offset`` is the piece's start within that part, so a
+piece with ``part_offset == 0`` starts a new part (a new body element). ``last``
+is nonzero on the piece that ends its message: :data:`FINAL` for a message, or
+:data:`INTERIM` for one that is not a reply of its own (an HTTP 1xx response, a
+RESP3 push message).
+
+A stream that violates its protocol makes the framer *desynchronized*: ``error``
+says why, and every later byte is reported as ``unframed``. A framer never
+raises on bad input. ``eof()`` tells it the stream ended; it returns the index
+of a message that the end completes (an HTTP body read to EOF), else None.
+
+Framers keep only small bounded state (a line prefix, a few counters); the
+benchmark checks that a connection's framers stay under 4 KiB.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, NamedTuple
+
+PartKind = Literal["head", "body", "meta", "unframed"]
+Buffer = bytes | bytearray
+
+NOT_LAST = 0
+FINAL = 1
+INTERIM = 2
+
+HEAD: PartKind = "head"
+BODY: PartKind = "body"
+META: PartKind = "meta"
+UNFRAMED: PartKind = "unframed"
+
+
+class Part(NamedTuple):
+    """One piece of one part of one message, within a scanned chunk."""
+
+    kind: PartKind
+    message: int  # 0-based index of the message in its stream
+    start: int  # offset in the scanned buffer
+    end: int  # exclusive offset in the scanned buffer
+    offset: int  # offset of ``start`` from the message's first byte
+    part_offset: int  # offset of ``start`` within its part (head, body element, ...)
+    part_size: int | None  # declared size of that part, when known ahead
+    last: int  # NOT_LAST, FINAL or INTERIM: this piece ends the message
+
+
+new_part = tuple.__new__  # Part(...) without NamedTuple's Python-level __new__
+
+
+class Framer:
+    """Base class: the desynchronization bookkeeping every framer shares."""
+
+    protocol: ClassVar[str] = ""
+    #: Whether ``at: "head"`` means anything: a line has no head.
+    has_head: ClassVar[bool] = True
+
+    #: Whether ``summary()`` says more than the size (HTTP, RESP).
+    summarises: ClassVar[bool] = False
+
+    __slots__ = ("coarse", "error", "message", "offset", "summaries")
+
+    def __init__(self) -> None:
+        self.error: str | None = None  # why the stream is no longer framed
+        self.message = 0  # index of the message the next byte belongs to
+        self.offset = 0  # bytes of that message already scanned
+        #: When a list, each message's summary is appended as it ends (for the message log).
+        self.summaries: list[str] | None = None
+        #: Coarse parts: a message's pieces within one scan may come as one part, whose
+        #: ``kind`` is then its first piece's. Boundaries, sizes and ``last`` stay exact;
+        #: the connection's own counting needs nothing more, and it is faster.
+        self.coarse = False
+
+    def scan(self, data: Buffer, start: int = 0, end: int | None = None) -> list[Part]:
+        raise NotImplementedError
+
+    def eof(self) -> int | None:
+        return None
+
+    def summary(self) -> str:
+        """A short description of the message being scanned (valid once its head is seen)."""
+        return ""
+
+    @property
+    def at_boundary(self) -> bool:
+        return self.offset == 0
+
+    def desync(self, reason: str, parts: list[Part], pos: int, end: int) -> int:
+        """Give up framing: the rest of the stream is ``unframed``."""
+        self.error = reason
+        return self.unframed(parts, pos, end)
+
+    def unframed(self, parts: list[Part], pos: int, end: int) -> int:
+        if pos < end:
+            parts.append(
+                new_part(Part, (UNFRAMED, self.message, pos, end, self.offset, 0, None, 0))
+            )
+            self.offset += end - pos
+        return end
+
+
+_PRINTABLE = bytes(b if 32 <= b < 127 else ord("?") for b in range(256))
+
+
+def printable(raw: bytes, limit: int = 60) -> str:
+    """Bytes from the wire as a short, safe summary string."""
+    text = raw[:limit].translate(_PRINTABLE).decode("ascii")
+    return text + ("..." if len(raw) > limit else "")
+
+
+def ending(part: Part, last: int, end: int | None = None) -> Part:
+    """``part`` as the last piece of its message (and ending at ``end``): no ``_replace``."""
+    kind, message, start, old_end, offset, part_offset, part_size, _ = part
+    stop = old_end if end is None else end
+    return new_part(Part, (kind, message, start, stop, offset, part_offset, part_size, last))
