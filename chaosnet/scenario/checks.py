@@ -261,7 +261,7 @@ class _Checker:
         proxy = self.spec.proxies.get(proxy_name)
         if proxy is None:
             return
-        misfit = REGISTRY[toxic.type].misfit(proxy.transport, None)
+        misfit = REGISTRY[toxic.type].misfit(proxy.transport, proxy.protocol)
         if misfit is not None:
             self.fail((*path, "type"), f"{misfit} (proxy {proxy_name})")
 

@@ -59,7 +59,11 @@ def _fault(spec: Scenario, kind: FaultKind, where: DataPath, fail: Fail, ref: Re
             return
         for name in kind.proxies or list(spec.proxies):  # a datagram toxic on a TCP proxy...
             fitted = spec.proxies.get(name)
-            misfit = None if fitted is None else REGISTRY[toxic].misfit(fitted.transport, None)
+            misfit = (
+                None
+                if fitted is None
+                else REGISTRY[toxic].misfit(fitted.transport, fitted.protocol)
+            )
             if misfit is not None:
                 fail((*where, "toxic"), f"{misfit} (proxy {name})")
                 return
