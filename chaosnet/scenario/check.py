@@ -33,12 +33,10 @@ from chaosnet.interrupts import sigterm_interrupts
 from chaosnet.scenario import junit
 from chaosnet.scenario.checks import import_callable
 from chaosnet.scenario.commands import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     _print_problems,
     _run_all,
     _settings,
+    exit_status,
     report_paths,
     write_reports,
 )
@@ -122,7 +120,7 @@ def check_command(
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what finished
         status = interrupted_status(exc)
     else:
-        status = check_status(results)
+        status = exit_status(results)  # a client's failures are 1, a run that could not happen 2
     seconds = time.monotonic() - started
     write_reports(
         reports,
@@ -157,16 +155,6 @@ def _replayer(
         result.replay = shlex.join(words)
 
     return set_replay
-
-
-def check_status(results: Sequence[ScenarioResult]) -> int:
-    """A client's failures (failed expectations, crashes, hangs) are 1; a scenario that
-    could not be run at all (a server that did not start) is 2."""
-    if any(r.status == "error" for r in results):
-        return EXIT_USAGE
-    if any(r.status == "failed" for r in results):
-        return EXIT_FAILED
-    return EXIT_OK
 
 
 def why(result: ScenarioResult) -> str:
