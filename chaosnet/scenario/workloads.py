@@ -44,7 +44,13 @@ from chaosnet.scenario.model import BuiltinServer, Client, Scenario
 
 STREAM_CHUNK = 64 * 1024
 #: What each builtin server speaks, named as the workload that talks to it.
-SERVER_KINDS = {"framed_echo": "framed", "kv": "kv", "echo": "stream", "udp_echo": "datagram"}
+SERVER_KINDS = {
+    "framed_echo": "framed",
+    "kv": "kv",
+    "echo": "stream",
+    "udp_echo": "datagram",
+    "http": "http",
+}
 
 
 def scenario_kind(spec: Scenario) -> str | None:

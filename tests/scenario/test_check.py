@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chaosnet import cli
-from chaosnet.scenario.check import BATTERY, CheckRequest, battery_files, check_command
+from chaosnet.scenario.check import BATTERY, KINDS, CheckRequest, battery_files, check_command
 
 REPO = Path(__file__).resolve().parents[2]
 RAW = "tests.scenario.counterexamples.raw_clients"
@@ -144,7 +144,7 @@ def test_a_client_that_raises_fails_its_scenario_not_the_run(tmp_path: Path) -> 
         ),
         (
             ["check", f"{RAW}:correct", "--kind", "grpc"],
-            "--kind grpc: unknown kind (use framed, kv, stream, datagram)",
+            f"--kind grpc: unknown kind (use {', '.join(KINDS)})",
         ),
         (
             ["check", f"{RAW}:correct", "-k", "nothing-matches-this"],
