@@ -48,9 +48,7 @@ TOXICS: dict[str, list[dict[str, Any]]] = {
     "stall_accept": [{}],
     "reset_on_accept": [{}],
     # message toxics, on a proxy framing FRAME as length_prefix messages
-    # then: hang is not here: with a client that closes at once, the proxied connection
-    # stays open (a known gap of truncate_message, see the issue 13 closing note).
-    "truncate_message": [{"then": "close"}, {"then": "reset"}],
+    "truncate_message": [{"then": "close"}, {"then": "reset"}, {"then": "hang"}],
     "stall_message": [{"duration": 50, "then": "release"}, {"duration": 50, "then": "reset"}],
     "inject_reply": [{"payload": "x"}, {"payload": "x", "forward": True}],
 }

@@ -16,8 +16,10 @@ Of a targeted message only a prefix passes:
   its end: right after it).
 
 Then ``then``: ``close`` (FIN both ways), ``reset`` (RST both ways) or ``hang``
-(nothing more is sent on this direction and the sockets stay open; removing the
-toxic then closes the connection, the stream being broken mid-message).
+(nothing more is sent on this direction and the sockets stay open while its peers
+keep them open: a FIN still passes, as through ``truncate_frame``'s hang, so a
+connection both peers have closed is closed by the proxy too; removing the toxic
+then closes the connection, the stream being broken mid-message).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from chaosnet.proxy.framers import PROTOCOLS
 from chaosnet.proxy.framers.base import BODY, HEAD, Part
-from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, End, FieldError, Pipe, Receiver, Toxic
+from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, FieldError, Pipe, Receiver, Toxic
 from chaosnet.proxy.toxics.truncate_frame import THEN_AFTER_CUT
 
 if TYPE_CHECKING:
@@ -123,10 +125,6 @@ class TruncateMessageToxic(Toxic):
             self.hanging = True
         else:
             self.cut("rst" if self.attr("then") == "reset" else "fin")
-
-    def on_end(self, end: End) -> None:
-        if not self.hanging:
-            self.emit_end(end)
 
     def on_remove(self) -> None:
         if self.hanging:
