@@ -56,14 +56,14 @@ def test_the_reaper_removes_what_a_sigkilled_run_left_and_spares_live_owners(
         child.send_signal(signal.SIGKILL)  # no atexit, no teardown: the container stays
         assert child.wait(CHILD_TIMEOUT_S) == -signal.SIGKILL
     orphan = line
-    assert orphan in _ids(mine_only=False)
     assert orphan not in _ids(mine_only=True)
 
     with builtin_container(servers_image, "echo", name="alive") as ours:
-        removed = ownership.reap_orphans()
+        ownership.reap_orphans()
         assert ours.running  # this process is alive: its containers are not orphans
         assert ours.container_id in _ids(mine_only=True)
-    assert any(name.startswith("chaosnet-orphan-") for name in removed)
+    # Every chaosnet run reaps at its start, so another test of this session (on another
+    # xdist worker) may have removed the orphan first: either way, it must be gone.
     assert orphan not in _ids(mine_only=False)
 
 
