@@ -204,8 +204,40 @@ def _stream_idle_and_open(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     return sock is None or _idle_and_open(sock)
 
 
-class _ClientBase:
-    """What both clients share: configuration, counters and failure handling."""
+class _EndpointClient:
+    """What every chaosnet client shares (framed here, datagram in ``chaosnet.datagram``):
+    its endpoints, retry policy, per-attempt timeout, failover state, attempt count and
+    whether it is closed. ``what`` names a request in retry logs and errors."""
+
+    def __init__(
+        self,
+        endpoints: Endpoint | Sequence[Endpoint],
+        *,
+        retry: RetryPolicy | None,
+        timeout: float,
+        what: str,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.endpoints = normalize_endpoints(endpoints)
+        self.policy = retry or RetryPolicy()
+        self.timeout = timeout
+        self._failover = _Failover(self.endpoints)
+        self._closed = False
+        self.attempts = 0  # attempts, all requests together
+        self._name = f"{what} to {_describe(self.endpoints)}"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosed(f"{type(self).__name__} to {_describe(self.endpoints)} is closed")
+
+
+class _ClientBase(_EndpointClient):
+    """What both framed clients share: framing, connection counters and resend safety."""
 
     def __init__(
         self,
@@ -215,33 +247,17 @@ class _ClientBase:
         timeout: float,
         max_frame_size: int,
     ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.endpoints = normalize_endpoints(endpoints)
-        self.policy = retry or RetryPolicy()
-        self.timeout = timeout
+        super().__init__(endpoints, retry=retry, timeout=timeout, what="request")
         self.max_frame_size = max_frame_size
         self._format = frame_format(max_frame_size)
-        self._failover = _Failover(self.endpoints)
-        self._closed = False
         self._sent = False  # whether the current attempt started sending
-        self.attempts = 0  # request attempts, all requests together
         self.connections_opened = 0
         self.endpoint: Endpoint | None = None  # endpoint of the open connection
-        self._name = f"request to {_describe(self.endpoints)}"
 
     @property
     def reconnects(self) -> int:
         """Connections opened after the first one."""
         return max(0, self.connections_opened - 1)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClientClosed(f"{type(self).__name__} to {_describe(self.endpoints)} is closed")
 
     def _unsafe(self, exc: Exception, attempt: Attempt, idempotent: bool) -> Exception | None:
         """The error to raise instead of ``exc`` when resending would be unsafe."""

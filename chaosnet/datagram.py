@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
-from chaosnet.connection import ClientClosed, _budget, _describe, _Failover, normalize_endpoints
+from chaosnet.connection import _budget, _EndpointClient
 from chaosnet.retry import Attempt, Endpoint, RetryPolicy
 
 __all__ = [
@@ -293,8 +293,9 @@ class Ledger:
 # -- the clients -----------------------------------------------------------------------
 
 
-class _ClientBase:
-    """Configuration, the ledger, the failover state and the counters both clients share."""
+class _ClientBase(_EndpointClient):
+    """What both datagram clients share: the ledger and where the last datagram went.
+    ``attempts`` counts datagrams sent, all requests together."""
 
     def __init__(
         self,
@@ -304,34 +305,18 @@ class _ClientBase:
         timeout: float,
         max_datagram_size: int,
     ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.endpoints = normalize_endpoints(endpoints)
-        self.policy = retry or RetryPolicy()
-        self.timeout = timeout
+        super().__init__(endpoints, retry=retry, timeout=timeout, what="datagram request")
         self.ledger = Ledger(max_datagram_size)
-        self._failover = _Failover(self.endpoints)
         self._connected_to: Endpoint | None = None
-        self._closed = False
-        self.attempts = 0  # datagrams sent, all requests together
-        self._name = f"datagram request to {_describe(self.endpoints)}"
 
     @property
     def max_datagram_size(self) -> int:
         return self.ledger.max_datagram_size
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def endpoint(self) -> Endpoint | None:
         """Where the last datagram went."""
         return self._connected_to
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClientClosed(f"{type(self).__name__} to {_describe(self.endpoints)} is closed")
 
     def _new_socket(self, endpoint: Endpoint) -> socket.socket:
         family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
