@@ -67,14 +67,20 @@ def finish(process: subprocess.Popen[str]) -> str:
     return output
 
 
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def assert_nothing_left(pid: int, server_pid: int, ports: list[int]) -> None:
     deadline = time.monotonic() + 10
     while psutil.pid_exists(server_pid) and psutil.Process(server_pid).status() != "zombie":
         assert time.monotonic() < deadline, f"server pid {server_pid} outlived the run"
         time.sleep(0.05)
-    for port in ports:
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    for port in ports:  # its sockets close as the kernel reaps it: within the same deadline
+        while _accepts(port):
+            assert time.monotonic() < deadline, f"port {port} still open"
+            time.sleep(0.05)
     folders = list(Path(tempfile.gettempdir()).glob(f"chaosnet-servers-{pid}-*"))
     if folders:  # a killed run cannot remove its own: the next start does
         from chaosnet.servers.logs import reap_dead_log_dirs
