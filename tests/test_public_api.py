@@ -5,9 +5,11 @@ import nothing outside the standard library even when the harness's dependencies
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -20,9 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What the harness may import and the primitives must not (pyproject's dependencies).
 BLOCKED = ("aiohttp", "pydantic", "yaml", "psutil", "rich", "docker", "requests", "uvloop")
 PRIMITIVES = ["chaosnet", "chaosnet.address", "chaosnet.retry", "chaosnet.framing"]
-PRIMITIVES += ["chaosnet.connection"]
-if (ROOT / "chaosnet" / "datagram.py").exists():  # the datagram client, once it lands
-    PRIMITIVES.append("chaosnet.datagram")
+PRIMITIVES += ["chaosnet.connection", "chaosnet.datagram"]
 
 # Run in a fresh interpreter: a finder first on sys.meta_path refuses the blocked packages,
 # then the modules are imported and whatever non-stdlib module came with them is listed.
@@ -141,3 +141,11 @@ def test_an_old_module_name_imports_in_a_fresh_interpreter() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["chaosnet.chaos", "ProxyHandle"]
+
+
+def test_the_version_is_declared_once() -> None:
+    # pyproject.toml takes it from chaosnet/version.py, so the installed metadata agrees.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project
+    assert "version" in project["dynamic"]
+    assert importlib.metadata.version("chaosnet") == chaosnet.__version__
