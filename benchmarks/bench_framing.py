@@ -15,15 +15,14 @@ Run: ``python -m benchmarks.bench_framing [--quick]``.
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Callable
 
+from benchmarks.report import micro_main
+from benchmarks.stats import fastest
 from chaosnet.framing import FrameDecoder, FrameScanner, encode_frame
 
 KIB = 1024
 MIB = 1024 * KIB
-BUDGET_S = 5.0  # per figure; repetitions stop early once it is spent
 
 
 def _chunks(payload_size: int, stream_bytes: int, chunk: int) -> tuple[list[bytes], int]:
@@ -31,19 +30,6 @@ def _chunks(payload_size: int, stream_bytes: int, chunk: int) -> tuple[list[byte
     count = max(1, stream_bytes // len(frame))
     stream = frame * count
     return [stream[i : i + chunk] for i in range(0, len(stream), chunk)], count
-
-
-def _best(run: Callable[[], None], repeats: int) -> float:
-    """Fastest of ``repeats`` runs (at least one), stopping when the budget is spent."""
-    best = float("inf")
-    stop_at = time.perf_counter() + BUDGET_S
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-        if time.perf_counter() > stop_at:
-            break
-    return best
 
 
 def _decode(chunks: list[bytes], expected: int) -> Callable[[], None]:
@@ -77,14 +63,14 @@ def _throughput(
     repeats: int,
 ) -> dict[str, float]:
     chunks, count = _chunks(payload, total, 64 * KIB)
-    seconds = _best(make(chunks, count), repeats)
+    seconds = fastest(make(chunks, count), repeats)
     stream = sum(len(c) for c in chunks)
     return {f"{name}_frames_per_s": count / seconds, f"{name}_MB_per_s": stream / seconds / 1e6}
 
 
 def _small_chunks_ms(payload: int, repeats: int) -> float:
     chunks, count = _chunks(payload, payload + 4, 1500)
-    return _best(_decode(chunks, count), repeats) * 1000
+    return fastest(_decode(chunks, count), repeats) * 1000
 
 
 def measure(quick: bool = False) -> dict[str, float]:
@@ -111,16 +97,12 @@ def measure(quick: bool = False) -> dict[str, float]:
         for _ in range(count):
             encode_frame(payload)
 
-    figures["encode_64B_frames_per_s"] = count / _best(encode, repeats)
+    figures["encode_64B_frames_per_s"] = count / fastest(encode, repeats)
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller streams, fewer repeats")
-    args = parser.parse_args()
-    for name, value in measure(args.quick).items():
-        print(f"{name:32} {value:>16,.2f}")
+    micro_main(measure, __doc__ or "", quick_help="smaller streams, fewer repeats")
 
 
 if __name__ == "__main__":

@@ -16,15 +16,16 @@ Run: ``python -m benchmarks.bench_report [--quick]``.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import io
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.report import micro_main
+from benchmarks.stats import fastest
 from chaosnet.control import ConnectionInfo, ConnectionLogInfo
 from chaosnet.picture import scenario_picture, vega
 from chaosnet.picture.page import png_spec, render
@@ -34,20 +35,7 @@ from chaosnet.scenario.result import ScenarioResult
 from chaosnet.scenario.workloads import RequestRecord
 
 ROOT = Path(__file__).resolve().parent.parent
-BUDGET_S = 5.0
 SEED = 8
-
-
-def _best(run: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    stop_at = time.perf_counter() + BUDGET_S
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-        if time.perf_counter() > stop_at:
-            break
-    return best
 
 
 def _page(result: ScenarioResult) -> str:
@@ -122,13 +110,13 @@ def measure(quick: bool = False) -> dict[str, float]:
     results: list[ScenarioResult] = []
     _run_all(scenarios, settings, SEED, io.StringIO(), False, results)
     for result in results:
-        figures[f"{result.name}_ms"] = _best(lambda r=result: _page(r), repeats) * 1000
+        figures[f"{result.name}_ms"] = fastest(functools.partial(_page, result), repeats) * 1000
         figures[f"{result.name}_kB"] = len(_page(result).encode()) / 1000
     for name, result in (
         ("requests_10000", synthetic(10_000, failed_every=20, retried_every=7)),
         ("failed_10000", synthetic(10_000, failed_every=1, retried_every=1)),
     ):
-        figures[f"{name}_ms"] = _best(lambda r=result: _page(r), repeats) * 1000
+        figures[f"{name}_ms"] = fastest(functools.partial(_page, result), repeats) * 1000
         figures[f"{name}_kB"] = len(_page(result).encode()) / 1000
     pictures = [scenario_picture(r) for r in results]
     started = time.perf_counter()
@@ -139,11 +127,7 @@ def measure(quick: bool = False) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, no uncached build")
-    args = parser.parse_args()
-    for name, value in measure(args.quick).items():
-        print(f"{name:40} {value:>12,.1f}")
+    micro_main(measure, __doc__ or "", quick_help="fewer repeats, no uncached build")
 
 
 if __name__ == "__main__":

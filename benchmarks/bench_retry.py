@@ -11,26 +11,16 @@ Run: ``python -m benchmarks.bench_retry [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
+from benchmarks.report import micro_main
+from benchmarks.stats import Fastest, fastest
 from chaosnet.retry import RetryPolicy
-
-BUDGET_S = 5.0  # per figure; repetitions stop early once it is spent
 
 
 def _best_ns(run: Callable[[], None], calls: int, repeats: int) -> float:
-    best = float("inf")
-    stop_at = time.perf_counter() + BUDGET_S
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-        if time.perf_counter() > stop_at:
-            break
-    return best / calls * 1e9
+    return fastest(run, repeats) / calls * 1e9
 
 
 def _sync_figures(calls: int, repeats: int) -> dict[str, float]:
@@ -79,15 +69,10 @@ async def _async_figures(calls: int, repeats: int) -> dict[str, float]:
     decorated = policy(work)
 
     async def timed(run: Callable[[], Awaitable[None]]) -> float:
-        best = float("inf")
-        stop_at = time.perf_counter() + BUDGET_S
-        for _ in range(repeats):
-            started = time.perf_counter()
+        timing = Fastest(repeats)
+        for _ in timing.runs():
             await run()
-            best = min(best, time.perf_counter() - started)
-            if time.perf_counter() > stop_at:
-                break
-        return best / calls * 1e9
+        return timing.seconds / calls * 1e9
 
     async def bare() -> None:
         for i in range(calls):
@@ -131,11 +116,7 @@ def measure(quick: bool = False) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls and repeats")
-    args = parser.parse_args()
-    for name, value in measure(args.quick).items():
-        print(f"{name:32} {value:>12,.1f}")
+    micro_main(measure, __doc__ or "", quick_help="fewer calls and repeats")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def connect(address: Address) -> socket.socket:
     return sock
 
 
-def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
+def recv_into_exactly(sock: socket.socket, view: memoryview) -> None:
+    """Fill ``view`` from ``sock``; a connection that closes first is a LoadError."""
     got = 0
     while got < len(view):
         count = sock.recv_into(view[got:])
@@ -61,6 +62,13 @@ def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
 
 
 # -- bulk ---------------------------------------------------------------------------------------
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """Exactly ``size`` bytes from ``sock``; a connection that closes first is a LoadError."""
+    view = memoryview(bytearray(size))
+    recv_into_exactly(sock, view)
+    return view.tobytes()
 
 
 def bulk_upload(address: Address, total: int, budget_s: float) -> float:
@@ -77,7 +85,7 @@ def bulk_upload(address: Address, total: int, budget_s: float) -> float:
             left -= piece
             if time.monotonic() > deadline:
                 raise LoadError(f"upload of {total} bytes exceeded {budget_s:g}s")
-        _recv_exactly(sock, memoryview(bytearray(SIZE.size)))
+        recv_into_exactly(sock, memoryview(bytearray(SIZE.size)))
         return time.perf_counter() - started
 
 
@@ -111,12 +119,12 @@ def round_trips(address: Address, count: int, size: int, budget_s: float) -> lis
     with connect(address) as sock:
         for _ in range(WARMUP_ROUND_TRIPS):
             sock.sendall(message)
-            _recv_exactly(sock, view)
+            recv_into_exactly(sock, view)
         deadline = time.monotonic() + budget_s
         for _ in range(count):
             started = clock()
             sock.sendall(message)
-            _recv_exactly(sock, view)
+            recv_into_exactly(sock, view)
             samples.append(clock() - started)
             if time.monotonic() > deadline:
                 break

@@ -126,8 +126,9 @@ def _one_round(
     deadline = time.monotonic() + timeout_s
     while waiting and time.monotonic() < deadline:
         for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            sock = ready
             try:
                 while True:
                     data = sock.recv(128)

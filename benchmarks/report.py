@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,13 @@ def markdown_table(rows: list[Row]) -> str:
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean(document), indent=2) + "\n")
+
+
+def micro_main(measure: Callable[[bool], Mapping[str, float]], doc: str, quick_help: str) -> None:
+    """The ``main`` of a micro benchmark run on its own: ``--quick``, then a line per figure."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    figures = measure(parser.parse_args().quick)
+    width = max(map(len, figures), default=0)
+    for name, value in figures.items():
+        print(f"{name:{width}} {value:>16,.2f}")

@@ -1,13 +1,17 @@
-"""Percentiles, medians and the interleaved-repetition loop every figure uses."""
+"""Percentiles, medians, the interleaved-repetition loop every figure uses, and the
+fastest-of-N loop of the micro benchmarks."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+#: A micro benchmark's time budget per figure: repetitions stop early once it is spent.
+BUDGET_S = 5.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -45,3 +49,31 @@ def interleaved(
         for path in (*paths[shift:], *paths[:shift]):
             results[path].append(measure(path, repetition))
     return results
+
+
+class Fastest:
+    """The fastest of up to ``repeats`` timed runs (at least one), stopping early once
+    ``budget_s`` is spent. Iterate :meth:`runs` and do one run per step, sync or awaited;
+    :attr:`seconds` is then the fastest step."""
+
+    def __init__(self, repeats: int, budget_s: float = BUDGET_S) -> None:
+        self.repeats = repeats
+        self.budget_s = budget_s
+        self.seconds = math.inf
+
+    def runs(self) -> Iterator[None]:
+        stop_at = time.perf_counter() + self.budget_s
+        for _ in range(max(1, self.repeats)):
+            started = time.perf_counter()
+            yield
+            self.seconds = min(self.seconds, time.perf_counter() - started)
+            if time.perf_counter() > stop_at:
+                return
+
+
+def fastest(run: Callable[[], object], repeats: int, budget_s: float = BUDGET_S) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``run`` (see :class:`Fastest`)."""
+    timing = Fastest(repeats, budget_s)
+    for _ in timing.runs():
+        run()
+    return timing.seconds

@@ -38,6 +38,7 @@ import threading
 import time
 from typing import cast
 
+from benchmarks.clients import recv_exactly
 from chaosnet.proxy.loop import new_event_loop
 
 HOST = "127.0.0.1"
@@ -100,7 +101,7 @@ class Source(asyncio.Protocol):
 def _bulk_sink(conn: socket.socket) -> None:
     buffer = memoryview(bytearray(BULK_BUFFER))
     with conn:
-        left = SIZE.unpack(_recv_exactly(conn, SIZE.size))[0]
+        left = SIZE.unpack(recv_exactly(conn, SIZE.size))[0]
         while left > 0:
             count = conn.recv_into(buffer[: min(left, BULK_BUFFER)])
             if count == 0:
@@ -118,20 +119,10 @@ def _drain(conn: socket.socket) -> None:
         conn.sendall(SIZE.pack(total))
 
 
-def _recv_exactly(conn: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed before the size request")
-        data += chunk
-    return data
-
-
 def _bulk_source(conn: socket.socket) -> None:
     payload = memoryview(b"\xa5" * BULK_BUFFER)
     with conn:
-        left = SIZE.unpack(_recv_exactly(conn, SIZE.size))[0]
+        left = SIZE.unpack(recv_exactly(conn, SIZE.size))[0]
         while left > 0:
             piece = min(left, BULK_BUFFER)
             conn.sendall(payload[:piece])

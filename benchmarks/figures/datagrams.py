@@ -118,14 +118,15 @@ def _flows(ctx: Context) -> list[Row]:
             with ctx.timed("10c", path) as usage:
                 result = many_flows(addresses[path], flows, rounds, FLOW_TIMEOUT_S)
             peak = peak_rss_bytes(pid) if path == CHAOSNET and pid is not None else None
+            seconds = sum(r.seconds for r in result)
             extra = {
                 "errors": sum(r.errors for r in result),
-                "seconds": sum(r.seconds for r in result),
+                "seconds": seconds,
                 "rss_before_MB": before / 1e6 if before else None,
                 "peak_rss_MB": peak / 1e6 if peak else None,
                 "peak_is_per_figure": reset,
             }
-            return Sample(extra["seconds"], usage, extra)
+            return Sample(seconds, usage, extra)
 
         results = interleaved(PATHS, ctx.plan.repetitions, measure)
     errors = {

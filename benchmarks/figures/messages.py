@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks.clients import LoadError, connect
+from benchmarks.clients import LoadError, connect, recv_exactly
 from benchmarks.environment import CHAOSNET, DIRECT
 from benchmarks.figures.common import Context, Sample, cost_details, medians, times
 from benchmarks.report import Row
@@ -93,25 +93,12 @@ def upload(address: Address, message: bytes, count: int, budget_s: float) -> flo
             if time.monotonic() > deadline:
                 raise LoadError(f"upload of {total} bytes exceeded {budget_s:g}s")
         sock.shutdown(socket.SHUT_WR)
-        answer = _recv_exactly(sock, SIZE.size)
+        answer = recv_exactly(sock, SIZE.size)
         elapsed = time.perf_counter() - started
     counted = SIZE.unpack(answer)[0]
     if counted != total:
         raise LoadError(f"the drain counted {counted} of {total} bytes")
     return elapsed
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise LoadError("the drain closed before answering")
-        data += chunk
-    return data
-
-
-# -- the figure ---------------------------------------------------------------------------------
 
 
 def run(ctx: Context) -> list[Row]:
