@@ -49,6 +49,7 @@ from typing import BinaryIO
 from docker import DockerClient
 from docker.errors import BuildError, ImageNotFound
 
+from chaosnet.scenario.check import battery_files
 from tests import toolchain
 
 TOXIPROXY_IMAGE = f"chaosnet-test/toxiproxy:{toolchain.TOXIPROXY_VERSION}"
@@ -159,6 +160,7 @@ def ensure_chaosnet_image(client: DockerClient) -> Built:
 def _docker_site() -> Path:
     """``pip install --target build/docker-site .`` as the Dockerfile says, when inputs changed."""
     sources = [toolchain.ROOT / "pyproject.toml", *sorted(PACKAGE_DIR.rglob("*.py"))]
+    sources += sorted(PACKAGE_DIR.rglob("*.json")) + battery_files()  # package data too
     digest = hashlib.sha256()
     for path in sources:
         digest.update(str(path).encode() + hashlib.sha256(path.read_bytes()).digest())

@@ -19,7 +19,9 @@ import pytest
 
 from chaosnet.backends.docker import DockerBackend
 from chaosnet.control import ControlClient
+from chaosnet.scenario.check import battery_files
 from tests import toolchain
+from tests.docker.images import DOCKER_SITE
 from tests.proxy.support import Api
 
 COMPOSE_FILES = (
@@ -50,6 +52,15 @@ def test_docker_backend_runs_the_chaosnet_image_and_detects_its_extensions(
             client.close()
     finally:
         backend.stop()
+
+
+def test_the_image_carries_the_battery_as_files(chaosnet_image: str) -> None:
+    # chaosnet/battery is a link to scenarios/ in the repository; the install copies the files.
+    battery = DOCKER_SITE / "chaosnet" / "battery"
+    assert not battery.is_symlink()
+    names = sorted(p.name for p in battery.glob("*.yaml"))
+    assert names == [p.name for p in battery_files()]
+    assert all(not (battery / name).is_symlink() for name in names)
 
 
 @pytest.fixture
