@@ -18,7 +18,8 @@ it falls to ``LOW_WATER`` (0 without toxics), so a slow reader or a long latency
 never makes the proxy buffer without bound. The engine's
 :class:`~chaosnet.proxy.budget.BufferBudget` adds up every direction's count and,
 over its limit, pauses the directions holding more than their share.
-Toxics' timers go to the engine's one :class:`~chaosnet.proxy.timers.TimerQueue`.
+The chain itself, the ``Pipe`` its toxics use and that count are a
+:class:`~chaosnet.proxy.chain.Chain`'s, as on a datagram flow's paths.
 
 A direction knows its connection only as a :class:`DirectionOwner` (the link:
 whether it runs, how to close it) and gets everything engine-wide from the
@@ -26,50 +27,34 @@ whether it runs, how to close it) and gets everything engine-wide from the
 tested on its own.
 
 Every callback here is called by the event loop with nothing above it to catch
-an exception, so each one catches and hands it to the owner, which records it,
-resets that one connection and reports it to the engine's error list.
+an exception, so each one runs through :meth:`Direction._guarded`, which hands an
+exception to the owner; the owner records it, resets that one connection and
+reports it to the engine's error list.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import socket
-import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-from chaosnet.proxy import seeding
 from chaosnet.proxy.budget import MAX_READ, MIN_READ
+from chaosnet.proxy.chain import Chain, ChainOwner
 from chaosnet.proxy.gate import MessageGate
 from chaosnet.proxy.toxics.base import End, Receiver, Toxic, ToxicSpec
 
 if TYPE_CHECKING:
     from chaosnet.proxy.messages import StreamTracker
     from chaosnet.proxy.runtime import Runtime
-    from chaosnet.proxy.timers import Callback, Timer
 
 MAX_IOV = 64
 
 
-class DirectionOwner(Protocol):
+class DirectionOwner(ChainOwner, Protocol):
     """What a direction needs from its connection (a :class:`~chaosnet.proxy.link.Link`)."""
-
-    @property
-    def running(self) -> bool:
-        """False once the connection closed: a direction then does nothing more."""
-
-    @property
-    def seq(self) -> int:
-        """The connection's number in its proxy's accept order."""
-
-    @property
-    def opened_at(self) -> float:
-        """When the proxy accepted it (``time.monotonic()``)."""
-
-    @property
-    def proxy_name(self) -> str: ...
 
     def source_ended(self, side: str) -> None:
         """``side`` (the direction's source) sent FIN."""
@@ -86,22 +71,17 @@ class DirectionOwner(Protocol):
     def fail(self, exc: BaseException) -> None:
         """An exception escaped the direction: record it, reset the connection."""
 
-    def guarded(self, callback: Callback) -> None:
-        """Run a toxic's timer callback; a failure resets the connection."""
 
+class Direction(Chain[DirectionOwner]):
+    transport = "tcp"
 
-class Direction:
     __slots__ = (
-        "budget",
         "buffer",
         "deferring",
         "dest_name",
         "dst",
         "forwarded",
         "half_closed",
-        "head",
-        "in_flight",
-        "link",
         "out",
         "paused",
         "pending_end",
@@ -109,15 +89,10 @@ class Direction:
         "read_size",
         "reading",
         "received",
-        "rngs",
-        "seed",
         "source_name",
         "src",
         "src_fd",
         "src_open",
-        "stages",
-        "stream",
-        "timers",
         "tracker",
         "writing",
     )
@@ -130,25 +105,18 @@ class Direction:
         dst: socket.socket,
         stream: str,
     ) -> None:
-        self.link = owner
+        super().__init__(owner, runtime, stream)
         self.poller = runtime.poller
-        self.timers = runtime.timers
-        self.budget = runtime.budget
         self.buffer = runtime.buffer
-        self.seed = runtime.seed
         self.read_size = MIN_READ
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
-        self.stream: str = stream
         # On a proxy with a protocol: frames what is read, for the message log and targeting.
         self.tracker: StreamTracker | None = None
         self.source_name = "client" if stream == "upstream" else "upstream"
         self.dest_name = "upstream" if stream == "upstream" else "client"
-        self.stages: list[Toxic] = []
-        self.head: Receiver = self
         self.out: deque[bytes | memoryview] = deque()
-        self.in_flight = 0
         self.forwarded = 0
         self.received = 0  # bytes read from src (forwarded counts those written to dst)
         self.reading = False
@@ -158,57 +126,13 @@ class Direction:
         self.pending_end: End | None = None
         self.half_closed = False
         self.deferring = False  # queue instead of sending (set while a toxic is removed)
-        self.rngs: dict[str, random.Random] | None = None
-
-    # -- what toxics may use (the Pipe protocol) ----------------------------------
-
-    def now(self) -> float:
-        # Not loop.time(): uvloop's clock has millisecond steps, which would release a
-        # delayed chunk up to a millisecond early.
-        return time.monotonic()
-
-    def is_due(self, when: float) -> bool:
-        return when <= time.monotonic() + self.timers.slack
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        return self.timers.call_at(when, callback, self.link)  # a failure resets this link
-
-    def dropped(self, count: int) -> None:
-        self._release(count)
-
-    def rng(self, spec: ToxicSpec) -> random.Random:
-        if self.rngs is None:
-            self.rngs = {}
-        found = self.rngs.get(spec.name)
-        if found is None:
-            found = seeding.derive(
-                spec.effective_seed(self.seed),
-                self.link.proxy_name,
-                spec.name,
-                spec.index_of(self.link.seq),
-                self.stream,
-                "data",
-            )
-            self.rngs[spec.name] = found
-        return found
-
-    @property
-    def opened_at(self) -> float:
-        return self.link.opened_at
 
     # -- the chain ----------------------------------------------------------------
 
-    def insert_stage(self, index: int, spec: ToxicSpec) -> None:
-        after: Receiver = self.stages[index] if index < len(self.stages) else self
-        stage = MessageGate(spec, self, after) if spec.framed else spec.cls(spec, self, after)
-        self.stages.insert(index, stage)
-        self._relink(index)
-
-    def find_stage(self, name: str) -> Toxic | None:
-        for stage in self.stages:
-            if stage.spec.name == name:
-                return stage
-        return None
+    def new_stage(self, spec: ToxicSpec, after: Receiver) -> Toxic:
+        if spec.framed:
+            return MessageGate(spec, self, after)
+        return super().new_stage(spec, after)
 
     def remove_stage(self, stage: Toxic) -> None:
         # What the stage held is passed on now but sent by the writer in the poller's
@@ -218,20 +142,8 @@ class Direction:
             stage.on_remove()
         finally:
             self.deferring = False
-        if stage in self.stages:
-            index = self.stages.index(stage)
-            del self.stages[index]
-            if index == 0:
-                self.head = self.stages[0] if self.stages else self
-            else:
-                self.stages[index - 1].next = stage.next
+        if self.unlink(stage):
             self._maybe_resume()
-
-    def _relink(self, index: int) -> None:
-        if index == 0:
-            self.head = self.stages[0]
-        else:
-            self.stages[index - 1].next = self.stages[index]
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -245,29 +157,26 @@ class Direction:
             self.writing = False
             self.poller.clear_writer(self.dst.fileno())
         self.out.clear()
-        for stage in self.stages:
-            stage.on_close()
-        if self.in_flight:  # what it held is gone: give it back to the engine's budget
-            self.budget.give_back(self.in_flight, self.in_flight)
-            self.in_flight = 0
+        self.close_stages()  # what it held is gone: given back to the engine's budget
 
     def _start_reading(self) -> None:
-        if not self.reading and self.src_open and not self.paused and self.link.running:
+        if not self.reading and self.src_open and not self.paused and self.owner.running:
             self.reading = True
-            self.poller.set_reader(self.src_fd, self._on_readable)
+            self.poller.set_reader(self.src_fd, partial(self._guarded, self._read))
 
     def _stop_reading(self) -> None:
         if self.reading:
             self.reading = False
             self.poller.clear_reader(self.src_fd)
 
-    # -- reading --------------------------------------------------------------------
-
-    def _on_readable(self) -> None:
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run a poller callback (nothing above it catches): an exception fails the owner."""
         try:
-            self._read()
+            step()
         except Exception as exc:
-            self.link.fail(exc)
+            self.owner.fail(exc)
+
+    # -- reading --------------------------------------------------------------------
 
     def _read(self) -> None:
         fast = self.head is self and not self.out
@@ -285,7 +194,7 @@ class Direction:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self.link.aborted(self.source_name, exc)
+            self.owner.aborted(self.source_name, exc)
             return
         self.received += count
         if count == 0:
@@ -326,7 +235,7 @@ class Direction:
 
     def inject(self, payload: bytes) -> None:
         """A reply made by the proxy (inject_reply) enters the chain as if it was read."""
-        if self.link.running and payload:
+        if self.owner.running and payload:
             self._hold(len(payload))
             self.head.on_data(payload)
 
@@ -337,7 +246,7 @@ class Direction:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self.link.aborted(self.dest_name, exc)
+            self.owner.aborted(self.dest_name, exc)
             return
         self.forwarded += sent
         if sent < count:
@@ -361,12 +270,8 @@ class Direction:
             self.paused = False
             self._start_reading()
 
-    def _hold(self, count: int) -> None:
-        self.budget.take(self.in_flight, count)
-        self.in_flight += count
-
     def _release(self, count: int) -> None:
-        if not self.link.running:
+        if not self.owner.running:
             return  # shut() gave everything back already
         self.budget.give_back(self.in_flight, count)
         self.in_flight -= count
@@ -376,7 +281,7 @@ class Direction:
     def _source_eof(self) -> None:
         self.src_open = False
         self._stop_reading()
-        self.link.source_ended(self.source_name)
+        self.owner.source_ended(self.source_name)
         if self.tracker is not None:
             self.tracker.eof()
         self.head.on_end(End("eof", self.source_name))
@@ -384,7 +289,7 @@ class Direction:
     # -- the sink: what the last stage hands on -------------------------------------------
 
     def on_data(self, data: bytes) -> None:
-        if not data or not self.link.running:
+        if not data or not self.owner.running:
             return
         if self.out or self.pending_end is not None or self.deferring:
             self._queue(data)
@@ -394,7 +299,7 @@ class Direction:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self.link.aborted(self.dest_name, exc)
+            self.owner.aborted(self.dest_name, exc)
             return
         self.forwarded += sent
         if sent < len(data):
@@ -402,7 +307,7 @@ class Direction:
         self._release(sent)
 
     def on_end(self, end: End) -> None:
-        if not self.link.running:
+        if not self.owner.running:
             return
         if self.out and end.kind != "rst":
             self.pending_end = end  # after the queued data
@@ -414,21 +319,15 @@ class Direction:
             self.half_closed = True
             with contextlib.suppress(OSError):  # a peer already gone shows on the other side
                 self.dst.shutdown(socket.SHUT_WR)
-            self.link.half_closed()
+            self.owner.half_closed()
         else:
-            self.link.close(end.by, end.kind)
+            self.owner.close(end.by, end.kind)
 
     def _queue(self, data: bytes | memoryview) -> None:
         self.out.append(data)
         if not self.writing:
             self.writing = True
-            self.poller.set_writer(self.dst.fileno(), self._on_writable)
-
-    def _on_writable(self) -> None:
-        try:
-            self._write()
-        except Exception as exc:
-            self.link.fail(exc)
+            self.poller.set_writer(self.dst.fileno(), partial(self._guarded, self._write))
 
     def _write(self) -> None:
         out = self.out
@@ -441,12 +340,12 @@ class Direction:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self.link.aborted(self.dest_name, exc)
+                self.owner.aborted(self.dest_name, exc)
                 return
             self.forwarded += sent
             self._consume(sent)
             self._release(sent)
-            if not self.link.running:
+            if not self.owner.running:
                 return
             if sent < offered:
                 break

@@ -29,11 +29,12 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from chaosnet.proxy.addresses import family_of, ip_literal
+from chaosnet.proxy.chain import ChainPair
 from chaosnet.proxy.direction import Direction
-from chaosnet.proxy.toxics.base import ToxicSpec
 
 if TYPE_CHECKING:
     from chaosnet.proxy.connlog import ConnectionRecord
@@ -81,7 +82,7 @@ class Route:
 LinkClosed = Callable[["Link", str, str], None]
 
 
-class Link:
+class Link(ChainPair[Direction]):
     __slots__ = (
         "client",
         "connecting",
@@ -138,31 +139,6 @@ class Link:
     def byte_counts(self) -> tuple[int, int]:
         return self.up.forwarded, self.down.forwarded
 
-    # -- toxics -------------------------------------------------------------------
-
-    def direction(self, stream: str) -> Direction:
-        return self.up if stream == "upstream" else self.down
-
-    def apply(self, spec: ToxicSpec, index: int) -> None:
-        """Insert ``spec``'s stage at ``index`` of its direction's chain."""
-        self.toxics.add(spec.name)
-        if spec.name not in self.record.toxics:
-            self.record.toxics.append(spec.name)
-            self.runtime.counters.toxic_applied(self.route.proxy, spec.type_name)
-        self.direction(spec.stream).insert_stage(index, spec)
-
-    def unapply(self, spec: ToxicSpec) -> None:
-        self.toxics.discard(spec.name)
-        direction = self.direction(spec.stream)
-        stage = direction.find_stage(spec.name)
-        if stage is not None:
-            direction.remove_stage(stage)
-
-    def update(self, spec: ToxicSpec) -> None:
-        stage = self.direction(spec.stream).find_stage(spec.name)
-        if stage is not None:
-            stage.on_update()
-
     # -- connecting -------------------------------------------------------------------
 
     def connect(self) -> None:
@@ -193,21 +169,20 @@ class Link:
             self._connected()
         elif code in (errno.EINPROGRESS, errno.EAGAIN):
             self.connecting = True
-            self.runtime.poller.set_writer(self.upstream.fileno(), self._on_connect_done)
+            self.runtime.poller.set_writer(
+                self.upstream.fileno(), partial(self.guarded, self._connect_done)
+            )
         else:
             self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
 
-    def _on_connect_done(self) -> None:
-        try:
-            self.connecting = False
-            self.runtime.poller.clear_writer(self.upstream.fileno())
-            code = self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
-                self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
-            else:
-                self._connected()
-        except Exception as exc:
-            self.fail(exc)
+    def _connect_done(self) -> None:
+        self.connecting = False
+        self.runtime.poller.clear_writer(self.upstream.fileno())
+        code = self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._upstream_failed(OSError(code, errno.errorcode.get(code, str(code))))
+        else:
+            self._connected()
 
     def _connected(self) -> None:
         if self.running:
@@ -239,15 +214,6 @@ class Link:
         self.record.error = f"internal error: {exc!r}"
         self.runtime.report(exc)
         self.close("proxy", "rst")
-
-    def guarded(self, callback: Callable[[], None]) -> None:
-        """Run a timer callback of this link's toxics; an exception fails this link only."""
-        if not self.running:
-            return
-        try:
-            callback()
-        except Exception as exc:
-            self.fail(exc)
 
     def close(self, by: str, kind: str) -> None:
         if not self.running:

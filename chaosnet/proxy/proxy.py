@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import resource
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from chaosnet.proxy.addresses import (
     LOOPBACK,
@@ -30,6 +30,7 @@ from chaosnet.proxy.addresses import (
     parse_upstream,
     resolve_listen_host,
 )
+from chaosnet.proxy.chain import ChainPair
 from chaosnet.proxy.connlog import ConnectionLog, ConnectionRecord
 from chaosnet.proxy.errors import ApiError, bad_request, toxic_exists, toxic_not_found
 from chaosnet.proxy.framers import Protocol as WireProtocol
@@ -46,29 +47,8 @@ INTERNAL_ERROR = 500
 FD_HEADROOM = 32  # descriptors a proxy never takes: the API's, and upstream sockets' own
 
 
-class Chain(Protocol):
-    @property
-    def stages(self) -> list[Toxic]: ...
-
-
-class ToxicTarget(Protocol):
-    """What toxic management needs of a connection (a link) or a datagram flow."""
-
-    @property
-    def seq(self) -> int: ...
-
-    @property
-    def toxics(self) -> set[str]: ...
-
-    def direction(self, stream: str) -> Chain: ...
-
-    def apply(self, spec: ToxicSpec, index: int) -> None: ...
-
-    def unapply(self, spec: ToxicSpec) -> None: ...
-
-    def update(self, spec: ToxicSpec) -> None: ...
-
-    def guarded(self, callback: Callable[[], None]) -> None: ...
+#: What toxic management acts on: a connection (a link) or a datagram flow.
+ToxicTarget = ChainPair[Any]
 
 
 class Proxy:

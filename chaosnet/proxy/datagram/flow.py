@@ -22,19 +22,19 @@ record's ``send_errors``, and the last error is kept in ``error``.
 from __future__ import annotations
 
 import errno
-import random
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-from chaosnet.proxy import seeding
+from chaosnet.proxy.chain import Chain, ChainPair
 from chaosnet.proxy.datagram.flowlog import FlowRecord
 
 if TYPE_CHECKING:
     from chaosnet.proxy.runtime import Runtime
-    from chaosnet.proxy.timers import Timer, TimerQueue
-    from chaosnet.proxy.toxics.base import Toxic, ToxicSpec
+    from chaosnet.proxy.timers import Timer
+    from chaosnet.proxy.toxics.base import ToxicSpec
 
 Address = tuple[str, int]
 READ_BATCH = 64  # datagrams read per readiness callback: a turn stays well under budget
@@ -53,134 +53,53 @@ class FlowOwner(Protocol):
     def flow_closed(self, flow: Flow, by: str) -> None: ...
 
 
-class Path:
+class Path(Chain["Flow"]):
     """One direction of a flow: its toxic chain and the send at its end (the sink).
 
-    Implements the toxics' ``Pipe``; counts what it forwarded and what each toxic did.
+    Counts what it forwarded and what each toxic did.
     """
 
-    __slots__ = (
-        "budget",
-        "bytes",
-        "datagrams",
-        "flow",
-        "head",
-        "held",
-        "passed",
-        "rngs",
-        "send",
-        "stages",
-        "stream",
-        "timers",
-    )
+    transport = "udp"
+
+    __slots__ = ("bytes", "datagrams", "flow", "passed", "send")
 
     def __init__(
         self, flow: Flow, stream: str, send: Callable[[bytes | memoryview], object]
     ) -> None:
-        runtime = flow.proxy.runtime
+        super().__init__(flow, flow.runtime, stream)
         self.flow = flow
-        self.stream = stream
         self.send = send
-        self.timers: TimerQueue = runtime.timers
-        self.budget = runtime.budget
-        self.stages: list[Toxic] = []
-        self.head: Path | Toxic = self
         self.datagrams = 0  # forwarded to the destination
         self.bytes = 0
         self.passed = 0  # datagrams that entered the chain (reorder measures overtaking)
-        self.held = 0  # bytes inside the chain, counted in the engine's budget
-        self.rngs: dict[str, random.Random] | None = None
 
-    # -- the Pipe toxics use ---------------------------------------------------------
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def is_due(self, when: float) -> bool:
-        return when <= time.monotonic() + self.timers.slack
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        return self.timers.call_at(when, callback, self.flow)  # a failure closes this flow
-
-    def dropped(self, count: int) -> None:
-        self._release(count)
+    # -- what datagram toxics use beyond the Pipe ------------------------------------------
 
     def hold(self, count: int) -> None:
         """A stage made ``count`` bytes more (copies of a datagram)."""
-        self._take(count)
+        self._hold(count)
 
     def count(self, spec: ToxicSpec, what: str) -> None:
         """Record that toxic ``spec`` did ``what`` to one datagram of this flow."""
         self.flow.record.counted(spec.name, what)
 
-    def rng(self, spec: ToxicSpec) -> random.Random:
-        if self.rngs is None:
-            self.rngs = {}
-        found = self.rngs.get(spec.name)
-        if found is None:
-            flow = self.flow
-            found = seeding.derive(
-                spec.effective_seed(flow.engine_seed),
-                flow.proxy_name,
-                spec.name,
-                spec.index_of(flow.seq),
-                self.stream,
-                "data",
-            )
-            self.rngs[spec.name] = found
-        return found
-
-    @property
-    def opened_at(self) -> float:
-        return self.flow.opened_at
-
-    # -- the chain -----------------------------------------------------------------
-
-    def insert_stage(self, index: int, spec: ToxicSpec) -> None:
-        after: Path | Toxic = self.stages[index] if index < len(self.stages) else self
-        stage = spec.cls.stage("udp")(spec, self, after)
-        self.stages.insert(index, stage)
-        if index == 0:
-            self.head = stage
-        else:
-            self.stages[index - 1].next = stage
-
-    def find_stage(self, name: str) -> Toxic | None:
-        for stage in self.stages:
-            if stage.spec.name == name:
-                return stage
-        return None
-
-    def remove_stage(self, stage: Toxic) -> None:
-        stage.on_remove()  # what it held goes on now
-        if stage in self.stages:
-            index = self.stages.index(stage)
-            del self.stages[index]
-            if index == 0:
-                self.head = self.stages[0] if self.stages else self
-            else:
-                self.stages[index - 1].next = stage.next
-
     def shut(self) -> None:
-        for stage in self.stages:
-            stage.on_close()
-        self._release(self.held)
+        self.close_stages()
 
     # -- datagrams in and out ----------------------------------------------------------
 
     def enter(self, datagram: bytes) -> None:
         """A datagram read from the source, into the chain (there are toxics)."""
-        budget = self.budget
-        if budget.held > budget.limit:  # the engine holds too much: tail drop, counted
+        if self.budget.over_limit():  # the engine holds too much: tail drop, counted
             self.flow.record.overflow += 1
             return
         self.passed += 1
-        self._take(len(datagram))
+        self._hold(len(datagram))
         self.head.on_data(datagram)
 
     def on_data(self, data: bytes) -> None:
         """The sink: what the last stage passes on is sent."""
-        if self.held:
+        if self.in_flight:
             self._release(len(data))
         if self.flow.running:
             self.forward(data)
@@ -201,45 +120,32 @@ class Path:
         self.datagrams += 1
         self.bytes += len(data)
 
-    def _take(self, count: int) -> None:
-        budget = self.budget
-        if self.held <= 0 < count:
-            budget.holders += 1
-        self.held += count
-        budget.held += count
-        if budget.held > budget.peak:
-            budget.peak = budget.held
-
     def _release(self, count: int) -> None:
-        count = min(count, self.held)
-        if count <= 0:
-            return
-        budget = self.budget
-        self.held -= count
-        budget.held -= count
-        if self.held <= 0:
-            budget.holders -= 1
+        count = min(count, self.in_flight)
+        if count > 0:
+            self.budget.give_back(self.in_flight, count)
+            self.in_flight -= count
 
 
-class Flow:
+class Flow(ChainPair[Path]):
     """One client address of a datagram proxy, with its own socket towards the upstream."""
 
     __slots__ = (
         "client",
         "down",
-        "engine_seed",
         "expiry",
         "last_active",
         "opened_at",
         "proxy",
-        "proxy_name",
         "record",
         "running",
+        "runtime",
         "seq",
         "sock",
         "toxics",
         "up",
     )
+    record: FlowRecord
 
     def __init__(
         self,
@@ -251,8 +157,7 @@ class Flow:
         family: socket.AddressFamily,
     ) -> None:
         self.proxy = proxy
-        self.proxy_name = proxy.name
-        self.engine_seed = proxy.runtime.seed
+        self.runtime = proxy.runtime
         self.client = client
         self.seq = seq
         self.record = record
@@ -274,44 +179,18 @@ class Flow:
         self.down = Path(self, "downstream", lambda data: sendto(data, client))
         record.paths = (self.up, self.down)
         self.expiry: Timer | None = None
-        proxy.runtime.poller.set_reader(sock.fileno(), self._on_readable)
+        self.runtime.poller.set_reader(sock.fileno(), partial(self.guarded, self._read_replies))
         self._arm_expiry(self.opened_at)
 
-    # -- what the proxy's toxic management uses (as with a TCP link) ---------------------
-
-    def direction(self, stream: str) -> Path:
-        return self.up if stream == "upstream" else self.down
-
-    def apply(self, spec: ToxicSpec, index: int) -> None:
-        self.toxics.add(spec.name)
-        if spec.name not in self.record.toxics:
-            self.record.toxics.append(spec.name)
-            self.proxy.runtime.counters.toxic_applied(self.proxy_name, spec.type_name)
-        self.direction(spec.stream).insert_stage(index, spec)
-
-    def unapply(self, spec: ToxicSpec) -> None:
-        self.toxics.discard(spec.name)
-        path = self.direction(spec.stream)
-        stage = path.find_stage(spec.name)
-        if stage is not None:
-            path.remove_stage(stage)
-
-    def update(self, spec: ToxicSpec) -> None:
-        stage = self.direction(spec.stream).find_stage(spec.name)
-        if stage is not None:
-            stage.on_update()
+    @property
+    def proxy_name(self) -> str:
+        return self.proxy.name
 
     # -- datagrams -----------------------------------------------------------------------
 
-    def _on_readable(self) -> None:
-        """Replies from the upstream: up to ``READ_BATCH`` per call (the poller re-reports)."""
-        try:
-            self._read_replies()
-        except Exception as exc:
-            self.fail(exc)
-
     def _read_replies(self) -> None:
-        recv_into, view, down = self.sock.recv_into, self.proxy.runtime.buffer.view, self.down
+        """Replies from the upstream: up to ``READ_BATCH`` per call (the poller re-reports)."""
+        recv_into, view, down = self.sock.recv_into, self.runtime.buffer.view, self.down
         self.last_active = time.monotonic()
         for _ in range(READ_BATCH):
             try:
@@ -339,7 +218,7 @@ class Flow:
 
     def _arm_expiry(self, since: float) -> None:
         timeout = self.proxy.flow_timeout / 1000
-        self.expiry = self.proxy.runtime.timers.call_at(since + timeout, self._check_idle, self)
+        self.expiry = self.runtime.timers.call_at(since + timeout, self._check_idle, self)
 
     def _check_idle(self) -> None:
         # Traffic only writes ``last_active``; the timer re-arms from it, so a busy flow
@@ -350,18 +229,9 @@ class Flow:
         else:
             self._arm_expiry(self.last_active)
 
-    def guarded(self, callback: Callable[[], None]) -> None:
-        """Run a timer callback of this flow; an exception closes this flow only."""
-        if not self.running:
-            return
-        try:
-            callback()
-        except Exception as exc:
-            self.fail(exc)
-
     def fail(self, exc: BaseException) -> None:
         self.record.error = f"internal error: {exc!r}"
-        self.proxy.runtime.report(exc)
+        self.runtime.report(exc)
         self.close("proxy")
 
     def close(self, by: str) -> None:
@@ -373,6 +243,6 @@ class Flow:
             self.expiry = None
         self.up.shut()
         self.down.shut()
-        self.proxy.runtime.poller.forget(self.sock.fileno())
+        self.runtime.poller.forget(self.sock.fileno())
         self.sock.close()
         self.proxy.flow_closed(self, by)
