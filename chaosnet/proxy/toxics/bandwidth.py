@@ -17,7 +17,6 @@ from chaosnet.proxy.toxics.base import (
     Holding,
     Pipe,
     Receiver,
-    Toxic,
     ToxicSpec,
     Transport,
     cancel,
@@ -49,10 +48,6 @@ class BandwidthToxic(Holding[bytes | End]):
         "a datagram that does not fit is dropped (tail drop)"
     )
     __slots__ = ("free_at",)
-
-    @classmethod
-    def stage(cls, transport: Transport) -> type[Toxic]:
-        return DatagramBandwidth if transport == "udp" else cls
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
@@ -109,7 +104,7 @@ class BandwidthToxic(Holding[bytes | End]):
             self._pump()
 
 
-class DatagramBandwidth(DatagramToxic, Holding[bytes]):
+class DatagramBandwidth(DatagramToxic, Holding[bytes], datagrams_of=BandwidthToxic):
     """``bandwidth`` on a datagram proxy: a ``rate`` KB/s link with a bounded queue.
 
     Datagrams leave one after the other, each when the simulated link has finished

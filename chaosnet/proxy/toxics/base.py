@@ -217,9 +217,11 @@ class Toxic:
       connection);
     - ``streams``: the directions it may be added on;
     - ``transports``: the proxy transports it works on; a toxic of both transports
-      acts on datagrams through the class ``stage("udp")`` returns (the same
-      attributes, datagram behaviour), and says what a datagram client sees in
-      ``datagram_effect`` (and, if it differs, ``datagram_summary``);
+      acts on datagrams through its ``datagram_stage`` (the same attributes,
+      datagram behaviour), a class that names the toxic it serves when it is
+      declared (``class DatagramLatency(DatagramToxic, datagrams_of=LatencyToxic)``),
+      and says what a datagram client sees in ``datagram_effect`` (and, if it
+      differs, ``datagram_summary``);
     - ``protocols``: if not empty, the proxy must speak one of these protocols
       (a message-aware toxic); empty means any byte stream.
 
@@ -238,12 +240,22 @@ class Toxic:
     protocols: ClassVar[tuple[str, ...]] = ()
     datagram_summary: ClassVar[str] = ""
     datagram_effect: ClassVar[str] = ""
+    datagram_stage: ClassVar[type[Toxic] | None] = None
 
     __slots__ = ("ended", "next", "pipe", "spec")
 
+    def __init_subclass__(cls, datagrams_of: type[Toxic] | None = None, **kwargs: Any) -> None:
+        """``datagrams_of``: this class is that toxic's ``datagram_stage``."""
+        super().__init_subclass__(**kwargs)
+        if datagrams_of is not None:
+            datagrams_of.datagram_stage = cls
+
     @classmethod
     def stage(cls, transport: Transport) -> type[Toxic]:
-        """The class whose instances act on a proxy of ``transport``: this one by default."""
+        """The class whose instances act on a proxy of ``transport``: this one, except on
+        a datagram proxy for a toxic with a ``datagram_stage``."""
+        if transport == "udp" and cls.datagram_stage is not None:
+            return cls.datagram_stage
         return cls
 
     @classmethod
@@ -346,33 +358,69 @@ class Toxic:
 Entry = TypeVar("Entry")
 
 
-class Holding(Toxic, Generic[Entry]):
-    """A stage that holds what passes in ``queue``, paced by one ``timer``.
+class Timed(Toxic):
+    """A stage with at most one pending ``timer`` (a deadline, its next release).
+
+    :meth:`arm` replaces what was armed; closing the connection cancels it. A
+    timer's callback sets ``timer`` to None first: a stage reads "nothing armed"
+    from it.
+    """
+
+    __slots__ = ("timer",)
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.timer: Timer | None = None
+
+    def arm(self, when: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at ``when`` (``time.monotonic()``) instead of what was armed."""
+        cancel(self.timer)
+        self.timer = self.pipe.call_at(when, callback)
+
+    def disarm(self) -> None:
+        cancel(self.timer)
+        self.timer = None
+
+    def cut_at(self, when: float, kind: EndKind) -> None:
+        """Cut the connection (``fin`` or ``rst``) at ``when`` instead of what was armed."""
+        self.arm(when, self._cut_fin if kind == "fin" else self._cut_rst)
+
+    def _cut_fin(self) -> None:
+        self.timer = None
+        self.cut("fin")
+
+    def _cut_rst(self) -> None:
+        self.timer = None
+        self.cut("rst")
+
+    def on_close(self) -> None:
+        self.disarm()
+
+
+class Holding(Timed, Generic[Entry]):
+    """A stage that holds what passes in ``queue``, paced by its one ``timer``.
 
     Removing it passes everything held on at once, in order; closing the
     connection drops it. ``held`` says which chunk or end an entry is.
     """
 
-    __slots__ = ("queue", "timer")
+    __slots__ = ("queue",)
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.queue: deque[Entry] = deque()
-        self.timer: Timer | None = None
 
     def held(self, entry: Entry) -> bytes | End:
         assert isinstance(entry, bytes | End)
         return entry
 
     def on_remove(self) -> None:
-        cancel(self.timer)
-        self.timer = None
+        self.disarm()
         while self.queue:
             self.release(self.held(self.queue.popleft()))
 
     def on_close(self) -> None:
-        cancel(self.timer)
-        self.timer = None
+        self.disarm()
         self.queue.clear()
 
 

@@ -27,7 +27,6 @@ from chaosnet.proxy.toxics.base import (
     Holding,
     Pipe,
     Receiver,
-    Toxic,
     ToxicSpec,
     Transport,
 )
@@ -67,10 +66,6 @@ class CorruptToxic(Holding[bytes | End]):
         "`body_only` needs stream framing (400)"
     )
     __slots__ = ("gap", "scanner")
-
-    @classmethod
-    def stage(cls, transport: Transport) -> type[Toxic]:
-        return DatagramCorrupt if transport == "udp" else cls
 
     @classmethod
     def uses_messages(cls, values: Mapping[str, object]) -> bool:
@@ -174,7 +169,7 @@ class CorruptToxic(Holding[bytes | End]):
         self.gap = self._next_gap()
 
 
-class DatagramCorrupt(DatagramToxic, CorruptToxic):
+class DatagramCorrupt(DatagramToxic, CorruptToxic, datagrams_of=CorruptToxic):
     """``corrupt`` on a datagram proxy: the same per-byte bit flips, datagram by datagram.
 
     A datagram is corrupted whole and passed on at once, never split (it is at most

@@ -18,7 +18,6 @@ from chaosnet.proxy.toxics.base import (
     Holding,
     Pipe,
     Receiver,
-    Toxic,
     ToxicSpec,
     Transport,
     cancel,
@@ -47,10 +46,6 @@ class LatencyToxic(Holding[Held]):
         "each other, as on a real network"
     )
     __slots__ = ()
-
-    @classmethod
-    def stage(cls, transport: Transport) -> type[Toxic]:
-        return DatagramLatency if transport == "udp" else cls
 
     def held(self, entry: Held) -> bytes | End:
         return entry[2]
@@ -96,7 +91,7 @@ class LatencyToxic(Holding[Held]):
             self._fire()
 
 
-class DatagramLatency(DatagramToxic):
+class DatagramLatency(DatagramToxic, datagrams_of=LatencyToxic):
     """``latency`` on a datagram proxy: each datagram is delayed on its own.
 
     Datagram ``i`` is sent ``latency + j_i`` ms after it arrived, ``j_i`` drawn

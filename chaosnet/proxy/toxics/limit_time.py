@@ -9,15 +9,10 @@ The cut starts at this toxic's place in its direction's chain, so toxics after i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
+from chaosnet.proxy.toxics.base import Attr, Pipe, Receiver, Timed, ToxicSpec, ms
 
 
-class LimitTimeToxic(Toxic):
+class LimitTimeToxic(Timed):
     type_name = "limit_time"
     in_toxiproxy = False
     summary = "cut after a time"
@@ -28,29 +23,19 @@ class LimitTimeToxic(Toxic):
         Attr("duration", "int", 0, unit="ms", help="connection lifetime", required=True),
         Attr("then", "choice", "close", choices=("close", "reset"), help="how it is cut"),
     )
-    __slots__ = ("timer",)
+    __slots__ = ()
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.timer: Timer | None = None
         self._arm()
 
     def _arm(self) -> None:
-        cancel(self.timer)
-        self.timer = self.pipe.call_at(
-            self.pipe.opened_at + ms(self.attr("duration")), self._expire
-        )
-
-    def _expire(self) -> None:
-        self.timer = None
-        self.cut("rst" if self.attr("then") == "reset" else "fin")
+        due = self.pipe.opened_at + ms(self.attr("duration"))
+        self.cut_at(due, "rst" if self.attr("then") == "reset" else "fin")
 
     def on_update(self) -> None:
         if not self.ended:
             self._arm()
 
     def on_remove(self) -> None:
-        cancel(self.timer)
-
-    def on_close(self) -> None:
-        cancel(self.timer)
+        self.disarm()

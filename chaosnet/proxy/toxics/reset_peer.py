@@ -11,15 +11,10 @@ instead of blocking the API.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
+from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Timed, ToxicSpec, cancel, ms
 
 
-class ResetPeerToxic(Toxic):
+class ResetPeerToxic(Timed):
     type_name = "reset_peer"
     summary = "TCP reset"
     effect = (
@@ -28,11 +23,10 @@ class ResetPeerToxic(Toxic):
     attributes = (
         Attr("timeout", "int", 0, unit="ms", help="delay from the first data to the reset"),
     )
-    __slots__ = ("timer", "triggered_at")
+    __slots__ = ("triggered_at",)
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.timer: Timer | None = None
         self.triggered_at: float | None = None
 
     def on_data(self, data: bytes) -> None:
@@ -49,17 +43,12 @@ class ResetPeerToxic(Toxic):
 
     def _arm(self) -> None:
         assert self.triggered_at is not None
-        cancel(self.timer)
         due = self.triggered_at + ms(self.attr("timeout"))
         if due <= self.pipe.now():
-            self.timer = None
+            self.disarm()
             self.cut("rst")
         else:
-            self.timer = self.pipe.call_at(due, self._expire)
-
-    def _expire(self) -> None:
-        self.timer = None
-        self.cut("rst")
+            self.cut_at(due, "rst")
 
     def on_update(self) -> None:
         if self.triggered_at is not None and not self.ended:
@@ -69,6 +58,3 @@ class ResetPeerToxic(Toxic):
         cancel(self.timer)
         if self.triggered_at is not None:
             self.cut("rst")
-
-    def on_close(self) -> None:
-        cancel(self.timer)

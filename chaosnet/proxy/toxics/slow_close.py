@@ -7,31 +7,25 @@ on at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, ToxicSpec, cancel, ms
-
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
+from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Timed, ToxicSpec, cancel, ms
 
 
-class SlowCloseToxic(Toxic):
+class SlowCloseToxic(Timed):
     type_name = "slow_close"
     summary = "delayed close"
     effect = "the close (FIN) arrives `delay` after the peer closed"
     attributes = (
         Attr("delay", "int", 0, unit="ms", help="how long the close is held", required=True),
     )
-    __slots__ = ("held", "timer")
+    __slots__ = ("held",)
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.held: End | None = None
-        self.timer: Timer | None = None
 
     def on_end(self, end: End) -> None:
         self.held = end
-        self.timer = self.pipe.call_at(self.pipe.now() + ms(self.attr("delay")), self._release)
+        self.arm(self.pipe.now() + ms(self.attr("delay")), self._release)
 
     def _release(self) -> None:
         self.timer = None
@@ -44,5 +38,5 @@ class SlowCloseToxic(Toxic):
         self._release()
 
     def on_close(self) -> None:
-        cancel(self.timer)
+        self.disarm()
         self.held = None

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING
 
 from chaosnet.proxy.framers import PROTOCOLS
 from chaosnet.proxy.framers.base import Part
-from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Toxic, cancel, ms
+from chaosnet.proxy.toxics.base import Attr, End, Pipe, Receiver, Timed, cancel, ms
 
 if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
     from chaosnet.proxy.toxics.base import ToxicSpec
 
 
-class StallMessageToxic(Toxic):
+class StallMessageToxic(Timed):
     type_name = "stall_message"
     in_toxiproxy = False
     protocols = PROTOCOLS
@@ -45,12 +44,11 @@ class StallMessageToxic(Toxic):
             help="what ends the stall",
         ),
     )
-    __slots__ = ("held", "since", "stalled_message", "timer")
+    __slots__ = ("held", "since", "stalled_message")
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.held: deque[bytes | End] | None = None  # None: not stalling
-        self.timer: Timer | None = None
         self.since = 0.0
         self.stalled_message = -1
 
@@ -69,11 +67,11 @@ class StallMessageToxic(Toxic):
         self._arm()
 
     def _arm(self) -> None:
-        cancel(self.timer)
-        self.timer = None
         duration = self.int_attr("duration")
         if duration > 0:
-            self.timer = self.pipe.call_at(self.since + ms(duration), self._finish)
+            self.arm(self.since + ms(duration), self._finish)
+        else:
+            self.disarm()
 
     def _finish(self) -> None:
         self.timer = None
@@ -108,5 +106,5 @@ class StallMessageToxic(Toxic):
         self._finish()
 
     def on_close(self) -> None:
-        cancel(self.timer)
+        self.disarm()
         self.held = None

@@ -10,13 +10,13 @@ gone for good.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from chaosnet.proxy.toxics.base import (
     Attr,
     Pipe,
     Receiver,
-    Toxic,
+    Timed,
     ToxicSpec,
     Transport,
     cancel,
@@ -24,11 +24,8 @@ from chaosnet.proxy.toxics.base import (
 )
 from chaosnet.proxy.toxics.datagrams import DatagramToxic
 
-if TYPE_CHECKING:
-    from chaosnet.proxy.timers import Timer
 
-
-class TimeoutToxic(Toxic):
+class TimeoutToxic(Timed):
     type_name = "timeout"
     summary = "black hole, then close"
     effect = (
@@ -42,27 +39,18 @@ class TimeoutToxic(Toxic):
         "every datagram dropped while it applies; with `timeout` > 0 the flow is closed that "
         "long after it started applying; removing it lets datagrams through at once"
     )
-    __slots__ = ("timer",)
-
-    @classmethod
-    def stage(cls, transport: Transport) -> type[Toxic]:
-        return DatagramTimeout if transport == "udp" else cls
+    __slots__ = ()
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.timer: Timer | None = None
         self._arm()
 
     def _arm(self) -> None:
-        cancel(self.timer)
-        self.timer = None
         timeout = self.int_attr("timeout")
         if timeout > 0:
-            self.timer = self.pipe.call_at(self.pipe.now() + ms(timeout), self._expire)
-
-    def _expire(self) -> None:
-        self.timer = None
-        self.cut("fin")
+            self.cut_at(self.pipe.now() + ms(timeout), "fin")
+        else:
+            self.disarm()
 
     def on_data(self, data: bytes) -> None:
         self.drop(data)
@@ -75,11 +63,8 @@ class TimeoutToxic(Toxic):
         cancel(self.timer)
         self.cut("fin")
 
-    def on_close(self) -> None:
-        cancel(self.timer)
 
-
-class DatagramTimeout(DatagramToxic, TimeoutToxic):
+class DatagramTimeout(DatagramToxic, TimeoutToxic, datagrams_of=TimeoutToxic):
     """``timeout`` on a datagram proxy: a black hole.
 
     Every datagram is dropped (counted as ``dropped``) while the toxic applies.

@@ -44,7 +44,53 @@ THEN_AFTER_CUT = Attr(
 )
 
 
-class TruncateFrameToxic(Toxic):
+def cut_position(head: str, unit: str) -> Attr:
+    """The ``at`` of a truncating toxic: inside the ``head`` part, the body, or N bytes in."""
+    return Attr(
+        "at",
+        "int_or_choice",
+        "body",
+        maximum=MAX_BYTES,
+        choices=(head, "body"),
+        unit="bytes",
+        help=f'"{head}", "body" or a byte offset into the {unit}',
+    )
+
+
+class Truncating(Toxic):
+    """A stage that passes its stream up to a cut, then does ``then`` (:data:`THEN_AFTER_CUT`).
+
+    After the cut every byte is dropped. A hang keeps the connection open (an end
+    still passes); removing the toxic while it hangs closes the connection, since
+    the stream is broken mid-frame or mid-message.
+    """
+
+    __slots__ = ("done", "hanging")
+
+    def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
+        super().__init__(spec, pipe, downstream)
+        self.done = False  # the cut was made
+        self.hanging = False
+
+    def cut_after(self, data: bytes, keep: int) -> None:
+        """The cut: pass the first ``keep`` bytes of ``data``, drop the rest, do ``then``."""
+        if keep:
+            self.emit(data[:keep])
+        self.pipe.dropped(len(data) - keep)
+        self.done = True
+        then = self.attr("then")
+        if then == "hang":
+            self.hanging = True
+        else:
+            self.cut("rst" if then == "reset" else "fin")
+
+    def on_remove(self) -> None:
+        if self.hanging:
+            self.hanging = False
+            self.cut("fin")
+
+
+class TruncateFrameToxic(Truncating):
     type_name = "truncate_frame"
     in_toxiproxy = False
     summary = "truncated frame (header, body or byte offset; then FIN, RST or hang)"
@@ -57,18 +103,10 @@ class TruncateFrameToxic(Toxic):
     attributes = (
         *FRAMING_ATTRIBUTES,
         Attr("frame", "int", 0, maximum=MAX_BYTES, help="0-based index of the frame to cut"),
-        Attr(
-            "at",
-            "int_or_choice",
-            "body",
-            maximum=MAX_BYTES,
-            choices=("header", "body"),
-            unit="bytes",
-            help='"header", "body" or a byte offset into the frame',
-        ),
+        cut_position("header", "frame"),
         THEN_AFTER_CUT,
     )
-    __slots__ = ("done", "hanging", "scanner")
+    __slots__ = ("scanner",)
 
     @classmethod
     def check(cls, values: Mapping[str, object]) -> None:
@@ -78,8 +116,6 @@ class TruncateFrameToxic(Toxic):
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
         self.scanner = scanner_for(self.attr("header_size"), self.attr("byte_order"))
-        self.done = False
-        self.hanging = False
 
     def on_data(self, data: bytes) -> None:
         if self.done:
@@ -91,11 +127,7 @@ class TruncateFrameToxic(Toxic):
                 continue
             cut = self._cut_offset(span)
             if cut is not None and span.frame_offset <= cut <= span.frame_offset + span.size:
-                position = span.start + cut - span.frame_offset
-                if position:
-                    self.emit(data[:position])
-                self.pipe.dropped(len(data) - position)
-                self._after_cut()
+                self.cut_after(data, span.start + cut - span.frame_offset)
                 return
         self.emit(data)
 
@@ -113,16 +145,3 @@ class TruncateFrameToxic(Toxic):
             return header_size + span.length // 2
         assert isinstance(at, int)
         return min(at, header_size + span.length)
-
-    def _after_cut(self) -> None:
-        self.done = True
-        then = self.attr("then")
-        if then == "hang":
-            self.hanging = True
-        else:
-            self.cut("rst" if then == "reset" else "fin")
-
-    def on_remove(self) -> None:
-        if self.hanging:
-            self.hanging = False
-            self.cut("fin")

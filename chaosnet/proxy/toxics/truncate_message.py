@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING
 
 from chaosnet.proxy.framers import PROTOCOLS
 from chaosnet.proxy.framers.base import BODY, HEAD, Part
-from chaosnet.proxy.toxics.base import MAX_BYTES, Attr, FieldError, Pipe, Receiver, Toxic
-from chaosnet.proxy.toxics.truncate_frame import THEN_AFTER_CUT
+from chaosnet.proxy.toxics.base import FieldError, Pipe, Receiver
+from chaosnet.proxy.toxics.truncate_frame import THEN_AFTER_CUT, Truncating, cut_position
 
 if TYPE_CHECKING:
     from chaosnet.proxy.framers import Protocol as WireProtocol
     from chaosnet.proxy.toxics.base import ToxicSpec
 
 
-class TruncateMessageToxic(Toxic):
+class TruncateMessageToxic(Truncating):
     type_name = "truncate_message"
     in_toxiproxy = False
     protocols = PROTOCOLS
@@ -48,19 +48,8 @@ class TruncateMessageToxic(Toxic):
         "N bytes; then FIN, RST or `hang` -- the client's parser sees a truncated reply "
         "(`IncompleteRead`, httpx `RemoteProtocolError`, redis-py `ConnectionError`)"
     )
-    attributes = (
-        Attr(
-            "at",
-            "int_or_choice",
-            "body",
-            maximum=MAX_BYTES,
-            choices=("head", "body"),
-            unit="bytes",
-            help='"head", "body" or a byte offset into the message',
-        ),
-        THEN_AFTER_CUT,
-    )
-    __slots__ = ("body_seen", "cut_at", "done", "hanging")
+    attributes = (cut_position("head", "message"), THEN_AFTER_CUT)
+    __slots__ = ("body_seen", "cut_at")
 
     @classmethod
     def check_protocol(cls, protocol: WireProtocol, values: Mapping[str, object]) -> None:
@@ -75,8 +64,6 @@ class TruncateMessageToxic(Toxic):
 
     def __init__(self, spec: ToxicSpec, pipe: Pipe, downstream: Receiver) -> None:
         super().__init__(spec, pipe, downstream)
-        self.done = False
-        self.hanging = False
         self.cut_at: int | None = None  # offset in the current message where it is cut
         self.body_seen = False
 
@@ -93,11 +80,7 @@ class TruncateMessageToxic(Toxic):
         if part.last and (cut is None or cut > end):
             cut = end  # no body to cut inside, or an offset past the end: right after it
         if cut is not None and cut <= end:
-            keep = max(0, cut - part.offset)
-            if keep:
-                self.emit(data[:keep])
-            self.pipe.dropped(len(data) - keep)
-            self._after_cut()
+            self.cut_after(data, max(0, cut - part.offset))
             return
         self.emit(data)
 
@@ -115,18 +98,3 @@ class TruncateMessageToxic(Toxic):
             half = part.part_size // 2 if part.part_size is not None else 1
             return part.offset + half
         return None
-
-    def _hangs(self) -> bool:
-        return self.attr("then") == "hang"
-
-    def _after_cut(self) -> None:
-        self.done = True
-        if self._hangs():
-            self.hanging = True
-        else:
-            self.cut("rst" if self.attr("then") == "reset" else "fin")
-
-    def on_remove(self) -> None:
-        if self.hanging:
-            self.hanging = False
-            self.cut("fin")
