@@ -38,11 +38,13 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from types import TracebackType
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 from chaosnet.address import format_address
+from chaosnet.closing import AsyncClosing, Closing
 from chaosnet.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     BytesLike,
@@ -206,8 +208,10 @@ def _stream_idle_and_open(reader: asyncio.StreamReader, writer: asyncio.StreamWr
 
 class _EndpointClient:
     """What every chaosnet client shares (framed here, datagram in ``chaosnet.datagram``):
-    its endpoints, retry policy, per-attempt timeout, failover state, attempt count and
-    whether it is closed. ``what`` names a request in retry logs and errors."""
+    its endpoints, retry policy, per-attempt timeout, failover state, attempt count,
+    whether it is closed, and the socket it holds (every client but
+    ``AsyncFramedClient``, whose connection is a stream pair) with the endpoint that
+    socket goes to. ``what`` names a request in retry logs and errors."""
 
     def __init__(
         self,
@@ -226,6 +230,8 @@ class _EndpointClient:
         self._closed = False
         self.attempts = 0  # attempts, all requests together
         self._name = f"{what} to {_describe(self.endpoints)}"
+        self._sock: socket.socket | None = None
+        self.endpoint: Endpoint | None = None  # where the open socket or connection goes
 
     @property
     def closed(self) -> bool:
@@ -235,9 +241,22 @@ class _EndpointClient:
         if self._closed:
             raise ClientClosed(f"{type(self).__name__} to {_describe(self.endpoints)} is closed")
 
+    def _release(self) -> None:
+        """Close the socket at once (nothing is waited for) and forget its endpoint."""
+        sock, self._sock = self._sock, None
+        self.endpoint = None
+        if sock is not None:
+            sock.close()
 
-class _ClientBase(_EndpointClient):
-    """What both framed clients share: framing, connection counters and resend safety."""
+    def _close_now(self) -> None:
+        """``close()`` of a client that holds a socket: closed for good, socket released."""
+        self._closed = True
+        self._release()
+
+
+class _ClientBase(_EndpointClient, ABC):
+    """What both framed clients share: framing, connection counters, resend safety, and
+    the handling of an idle connection and of a reply that never came."""
 
     def __init__(
         self,
@@ -252,21 +271,47 @@ class _ClientBase(_EndpointClient):
         self._format = frame_format(max_frame_size)
         self._sent = False  # whether the current attempt started sending
         self.connections_opened = 0
-        self.endpoint: Endpoint | None = None  # endpoint of the open connection
 
     @property
     def reconnects(self) -> int:
         """Connections opened after the first one."""
         return max(0, self.connections_opened - 1)
 
-    def _unsafe(self, exc: Exception, attempt: Attempt, idempotent: bool) -> Exception | None:
-        """The error to raise instead of ``exc`` when resending would be unsafe."""
-        if self._sent and not idempotent and self.policy.is_retryable(exc):
-            return RequestMayHaveBeenDelivered(attempt.endpoint, exc)
-        return None
+    @contextmanager
+    def _counted(self, attempt: Attempt, idempotent: bool) -> Iterator[None]:
+        """One request attempt: counted, and its error replaced by
+        :class:`RequestMayHaveBeenDelivered` when resending it would be unsafe."""
+        self.attempts += 1
+        self._sent = False
+        try:
+            yield
+        except Exception as exc:
+            if self._sent and not idempotent and self.policy.is_retryable(exc):
+                raise RequestMayHaveBeenDelivered(attempt.endpoint, exc) from exc
+            raise
+
+    def _reuses(self, attempt: Attempt, idle_and_open: bool) -> bool:
+        """Whether the open connection carries this attempt. One the peer closed while it
+        was idle is dropped, so a new one replaces it without an attempt lost."""
+        if idle_and_open:
+            attempt.endpoint = self.endpoint
+            return True
+        self._drop()
+        return False
+
+    @abstractmethod
+    def _drop(self) -> None:
+        """Close the connection at once: its position in the stream is unknown."""
+
+    def _replied(self, reply: bytes | None) -> bytes:
+        """``reply``, or :class:`ConnectionClosed` when the stream ended before it."""
+        if reply is None:
+            where = format_address(*self.endpoint) if self.endpoint else "the server"
+            raise ConnectionClosed(f"{where} closed the connection before replying")
+        return reply
 
 
-class FramedClient(_ClientBase):
+class FramedClient(_ClientBase, Closing):
     """Blocking request/reply client over framed TCP, with retry and failover."""
 
     def __init__(
@@ -278,24 +323,11 @@ class FramedClient(_ClientBase):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         super().__init__(endpoints, retry=retry, timeout=timeout, max_frame_size=max_frame_size)
-        self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-
-    def __enter__(self) -> FramedClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection; the client cannot be used afterwards."""
-        self._closed = True
-        self._drop()
+        self._close_now()
 
     def request(self, payload: BytesLike, *, idempotent: bool = True) -> bytes:
         """Send ``payload`` as one frame and return the reply frame's payload."""
@@ -303,16 +335,8 @@ class FramedClient(_ClientBase):
         with self._lock:
             self._check_open()
             for attempt in self.policy.retrying(self._name):
-                with attempt:
-                    self.attempts += 1
-                    self._sent = False
-                    try:
-                        return self._attempt(frame, attempt)
-                    except Exception as exc:
-                        unsafe = self._unsafe(exc, attempt, idempotent)
-                        if unsafe is not None:
-                            raise unsafe from exc
-                        raise
+                with attempt, self._counted(attempt, idempotent):
+                    return self._attempt(frame, attempt)
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _attempt(self, frame: bytes, attempt: Attempt) -> bytes:
@@ -327,11 +351,11 @@ class FramedClient(_ClientBase):
             sock.settimeout(max(1e-6, deadline - time.monotonic()))
             self._sent = True
             sock.sendall(frame)
-            reply = recv_frame(sock, max_frame_size=self.max_frame_size, deadline=deadline)
-            if reply is None:
-                raise ConnectionClosed(f"{self._where()} closed the connection before replying")
+            reply = self._replied(
+                recv_frame(sock, max_frame_size=self.max_frame_size, deadline=deadline)
+            )
         except BaseException:
-            self._drop()  # its position in the stream is unknown now
+            self._drop()
             self._failover.failed(attempt, endpoint)
             raise
         self._failover.succeeded()
@@ -339,11 +363,8 @@ class FramedClient(_ClientBase):
 
     def _connection(self, attempt: Attempt) -> socket.socket:
         sock = self._sock
-        if sock is not None:
-            if _idle_and_open(sock):
-                attempt.endpoint = self.endpoint
-                return sock
-            self._drop()  # closed by the peer while idle: replace it, no attempt lost
+        if sock is not None and self._reuses(attempt, _idle_and_open(sock)):
+            return sock
         sock = _open_socket(self._failover, attempt, self.timeout)
         self._sock = sock
         self.endpoint = attempt.endpoint
@@ -351,17 +372,11 @@ class FramedClient(_ClientBase):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _where(self) -> str:
-        return format_address(*self.endpoint) if self.endpoint else "the server"
-
     def _drop(self) -> None:
-        sock, self._sock = self._sock, None
-        self.endpoint = None
-        if sock is not None:
-            sock.close()
+        self._release()
 
 
-class AsyncFramedClient(_ClientBase):
+class AsyncFramedClient(_ClientBase, AsyncClosing):
     """Asyncio request/reply client over framed TCP, with retry and failover.
 
     Each attempt runs under ``asyncio.timeout`` (``timeout`` cut to the deadline). A
@@ -381,17 +396,6 @@ class AsyncFramedClient(_ClientBase):
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
-
-    async def __aenter__(self) -> AsyncFramedClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the connection (gracefully, bounded); the client cannot be used afterwards."""
@@ -413,17 +417,10 @@ class AsyncFramedClient(_ClientBase):
         async with self._lock:
             self._check_open()
             async for attempt in self.policy.aretrying(self._name):
-                with attempt:
-                    self.attempts += 1
-                    self._sent = False
-                    try:
-                        async with asyncio.timeout(_budget(self.timeout, attempt)):
-                            return await self._attempt(payload, attempt)
-                    except Exception as exc:  # the timeout is a TimeoutError out here
-                        unsafe = self._unsafe(exc, attempt, idempotent)
-                        if unsafe is not None:
-                            raise unsafe from exc
-                        raise
+                # The attempt's timeout is a TimeoutError once out of its block.
+                with attempt, self._counted(attempt, idempotent):
+                    async with asyncio.timeout(_budget(self.timeout, attempt)):
+                        return await self._attempt(payload, attempt)
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(self, payload: BytesLike, attempt: Attempt) -> bytes:
@@ -432,11 +429,9 @@ class AsyncFramedClient(_ClientBase):
         try:
             self._sent = True
             await write_frame(writer, payload, max_frame_size=self.max_frame_size)
-            reply = await read_frame(reader, max_frame_size=self.max_frame_size)
-            if reply is None:
-                raise ConnectionClosed(f"{self._where()} closed the connection before replying")
+            reply = self._replied(await read_frame(reader, max_frame_size=self.max_frame_size))
         except BaseException:
-            self._abort()
+            self._drop()
             self._failover.failed(attempt, endpoint)
             await asyncio.sleep(0)  # let the transport release its socket now
             raise
@@ -447,11 +442,12 @@ class AsyncFramedClient(_ClientBase):
         self, attempt: Attempt
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = self._reader, self._writer
-        if reader is not None and writer is not None:
-            if _stream_idle_and_open(reader, writer):
-                attempt.endpoint = self.endpoint
-                return reader, writer
-            self._abort()  # closed by the peer while idle: replace it, no attempt lost
+        if (
+            reader is not None
+            and writer is not None
+            and self._reuses(attempt, _stream_idle_and_open(reader, writer))
+        ):
+            return reader, writer
         endpoint = self._failover.current()
         attempt.endpoint = endpoint
         try:
@@ -464,10 +460,7 @@ class AsyncFramedClient(_ClientBase):
         self.connections_opened += 1
         return reader, writer
 
-    def _where(self) -> str:
-        return format_address(*self.endpoint) if self.endpoint else "the server"
-
-    def _abort(self) -> None:
+    def _drop(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
         self.endpoint = None
         if writer is not None:

@@ -69,11 +69,12 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
+from chaosnet.closing import AsyncClosing, Closing
 from chaosnet.connection import _budget, _EndpointClient
 from chaosnet.retry import Attempt, Endpoint, RetryPolicy
 
@@ -294,8 +295,12 @@ class Ledger:
 
 
 class _ClientBase(_EndpointClient):
-    """What both datagram clients share: the ledger and where the last datagram went.
-    ``attempts`` counts datagrams sent, all requests together."""
+    """What both datagram clients share: the ledger, the one socket (connected to the
+    endpoint in use; ``endpoint`` is where the last datagram went), the bookkeeping
+    around a request and the start of each attempt. ``attempts`` counts datagrams sent,
+    all requests together."""
+
+    _blocking = True  # whether the socket blocks (the asyncio client's is served by the loop)
 
     def __init__(
         self,
@@ -307,31 +312,66 @@ class _ClientBase(_EndpointClient):
     ) -> None:
         super().__init__(endpoints, retry=retry, timeout=timeout, what="datagram request")
         self.ledger = Ledger(max_datagram_size)
-        self._connected_to: Endpoint | None = None
 
     @property
     def max_datagram_size(self) -> int:
         return self.ledger.max_datagram_size
 
-    @property
-    def endpoint(self) -> Endpoint | None:
-        """Where the last datagram went."""
-        return self._connected_to
+    @contextmanager
+    def _request(self, payload: bytes | bytearray | memoryview) -> Iterator[bytes]:
+        """A new request's datagram (:class:`DatagramTooLarge` before any send); if the
+        block does not return its answer, the request is given up."""
+        self._check_open()
+        _, datagram = self.ledger.open(payload)
+        try:
+            yield datagram
+        except BaseException:
+            self.ledger.give_up()
+            raise
 
-    def _new_socket(self, endpoint: Endpoint) -> socket.socket:
-        family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
-        return socket.socket(family, socket.SOCK_DGRAM)
+    def _start(self, attempt: Attempt) -> tuple[socket.socket, _Wait]:
+        """An attempt begins: the socket connected to its endpoint (recorded on it) and
+        how long it may wait for the answer; counted once its time is known."""
+        endpoint = self._failover.current()
+        attempt.endpoint = endpoint
+        started = time.monotonic()
+        wait = _Wait(endpoint, started, started + _budget(self.timeout, attempt))
+        self.attempts += 1
+        try:
+            return self._socket(endpoint), wait
+        except Exception:
+            self._failover.failed(attempt, endpoint)
+            raise
 
-    def _deadline(self, attempt: Attempt) -> float:
-        return time.monotonic() + _budget(self.timeout, attempt)
+    def _socket(self, endpoint: Endpoint) -> socket.socket:
+        if self._sock is None:
+            family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
+            self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            self._sock.setblocking(self._blocking)
+        if self.endpoint != endpoint:
+            self._sock.connect(endpoint)  # UDP: no handshake, returns at once
+            self.endpoint = endpoint
+        return self._sock
 
-    def _no_reply(self, endpoint: Endpoint, deadline: float, started: float) -> NoReply:
-        return NoReply(
-            f"no reply from {endpoint[0]}:{endpoint[1]} within {deadline - started:.3f}s"
-        )
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """How long one attempt waits for the answer from ``endpoint``: from ``started`` until
+    ``deadline`` (``time.monotonic()`` values)."""
+
+    endpoint: Endpoint
+    started: float
+    deadline: float
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def no_reply(self) -> NoReply:
+        host, port = self.endpoint
+        return NoReply(f"no reply from {host}:{port} within {self.deadline - self.started:.3f}s")
 
 
-class DatagramClient(_ClientBase):
+class DatagramClient(_ClientBase, Closing):
     """Blocking request/response client over UDP, with retry and failover."""
 
     def __init__(
@@ -345,83 +385,50 @@ class DatagramClient(_ClientBase):
         super().__init__(
             endpoints, retry=retry, timeout=timeout, max_datagram_size=max_datagram_size
         )
-        self._sock: socket.socket | None = None
         self._lock = threading.Lock()
 
-    def __enter__(self) -> DatagramClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
-        self._closed = True
-        sock, self._sock = self._sock, None
-        self._connected_to = None
-        if sock is not None:
-            sock.close()
+        self._close_now()
 
     def request(self, payload: bytes | bytearray | memoryview) -> bytes:
         """Send ``payload`` as one request and return the answer's payload."""
-        with self._lock:
-            self._check_open()
-            _, datagram = self.ledger.open(payload)  # DatagramTooLarge before any send
-            try:
-                for attempt in self.policy.retrying(self._name):
-                    with attempt:
-                        return self._attempt(datagram, attempt)
-            except BaseException:
-                self.ledger.give_up()
-                raise
+        with self._lock, self._request(payload) as datagram:
+            for attempt in self.policy.retrying(self._name):
+                with attempt:
+                    return self._attempt(datagram, attempt)
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _attempt(self, datagram: bytes, attempt: Attempt) -> bytes:
-        endpoint = self._failover.current()
-        attempt.endpoint = endpoint
-        started = time.monotonic()
-        deadline = self._deadline(attempt)
-        self.attempts += 1
+        sock, wait = self._start(attempt)
         try:
-            sock = self._socket(endpoint)
             sock.send(datagram)
             size = self.max_datagram_size + 1  # one more: a reply over the limit is seen
             while True:
-                left = deadline - time.monotonic()
+                left = wait.left()
                 if left <= 0:
-                    raise self._no_reply(endpoint, deadline, started)
+                    raise wait.no_reply()
                 sock.settimeout(left)
                 try:
                     data = sock.recv(size)
                 except TimeoutError:
-                    raise self._no_reply(endpoint, deadline, started) from None
+                    raise wait.no_reply() from None
                 answer = self.ledger.receive(data)
                 if answer is not None:
                     self._failover.succeeded()
                     return answer
         except Exception:
-            self._failover.failed(attempt, endpoint)
+            self._failover.failed(attempt, wait.endpoint)
             raise
 
-    def _socket(self, endpoint: Endpoint) -> socket.socket:
-        if self._sock is None:
-            self._sock = self._new_socket(endpoint)
-        if self._connected_to != endpoint:
-            self._sock.connect(endpoint)
-            self._connected_to = endpoint
-        return self._sock
 
-
-class AsyncDatagramClient(_ClientBase):
+class AsyncDatagramClient(_ClientBase, AsyncClosing):
     """Asyncio request/response client over UDP, with retry and failover.
 
     The socket is non-blocking and served by the running loop (``sock_recv``); a
     cancelled request leaves nothing behind but its id, remembered as given up.
     """
+
+    _blocking = False
 
     def __init__(
         self,
@@ -434,70 +441,35 @@ class AsyncDatagramClient(_ClientBase):
         super().__init__(
             endpoints, retry=retry, timeout=timeout, max_datagram_size=max_datagram_size
         )
-        self._sock: socket.socket | None = None
         self._lock = asyncio.Lock()
 
-    async def __aenter__(self) -> AsyncDatagramClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
-        self._closed = True
-        sock, self._sock = self._sock, None
-        self._connected_to = None
-        if sock is not None:
-            sock.close()
+        self._close_now()
 
     async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
         """Send ``payload`` as one request and return the answer's payload."""
         async with self._lock:
-            self._check_open()
-            _, datagram = self.ledger.open(payload)
-            try:
+            with self._request(payload) as datagram:
                 async for attempt in self.policy.aretrying(self._name):
                     with attempt:
                         return await self._attempt(datagram, attempt)
-            except BaseException:
-                self.ledger.give_up()
-                raise
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(self, datagram: bytes, attempt: Attempt) -> bytes:
-        endpoint = self._failover.current()
-        attempt.endpoint = endpoint
-        started = time.monotonic()
-        deadline = self._deadline(attempt)
-        self.attempts += 1
+        sock, wait = self._start(attempt)
         loop = asyncio.get_running_loop()
         try:
-            sock = self._socket(endpoint)
             await loop.sock_sendall(sock, datagram)
             size = self.max_datagram_size + 1
             try:
-                async with asyncio.timeout_at(loop.time() + (deadline - time.monotonic())):
+                async with asyncio.timeout_at(loop.time() + wait.left()):
                     while True:
                         answer = self.ledger.receive(await loop.sock_recv(sock, size))
                         if answer is not None:
                             self._failover.succeeded()
                             return answer
             except TimeoutError:
-                raise self._no_reply(endpoint, deadline, started) from None
+                raise wait.no_reply() from None
         except Exception:
-            self._failover.failed(attempt, endpoint)
+            self._failover.failed(attempt, wait.endpoint)
             raise
-
-    def _socket(self, endpoint: Endpoint) -> socket.socket:
-        if self._sock is None:
-            self._sock = self._new_socket(endpoint)
-            self._sock.setblocking(False)
-        if self._connected_to != endpoint:
-            self._sock.connect(endpoint)  # UDP: no handshake, returns at once
-            self._connected_to = endpoint
-        return self._sock
