@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from chaosnet.address import Address, format_address
+from chaosnet.closing import Closing
 from chaosnet.control import (
     DEFAULT_STREAM,
     EXTENSION_TOXIC_FIELDS,
@@ -227,7 +228,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 Proxy = ProxyHandle
 
 
-class Chaos:
+class Chaos(Closing):
     """The controller for one test or scenario run; ``close()`` removes what it made.
 
     With a ``seed``, every toxic it adds on a chaosnet backend gets a seed derived
@@ -298,14 +299,3 @@ class Chaos:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Chaos:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

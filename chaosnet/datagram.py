@@ -76,6 +76,7 @@ from typing import Literal
 
 from chaosnet.closing import AsyncClosing, Closing
 from chaosnet.connection import _budget, _EndpointClient
+from chaosnet.picklable import Picklable
 from chaosnet.retry import Attempt, Endpoint, RetryPolicy
 
 __all__ = [
@@ -118,32 +119,28 @@ class DatagramError(Exception):
     """Base class of the datagram errors."""
 
 
-class DatagramTooLarge(DatagramError):
+class DatagramTooLarge(Picklable, DatagramError):
     """A datagram over the maximum size; raised before sending. Permanent."""
 
     transient = False
+    _init_fields = ("size", "limit")
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"datagram of {size} bytes exceeds the maximum of {limit} bytes")
         self.size = size
         self.limit = limit
 
-    def __reduce__(self) -> tuple[type[DatagramTooLarge], tuple[int, int]]:
-        return (type(self), (self.size, self.limit))
 
-
-class MalformedDatagram(DatagramError):
+class MalformedDatagram(Picklable, DatagramError):
     """A datagram that does not parse; ``.partial`` holds the bytes that arrived."""
 
     transient = True
+    _init_fields = ("reason", "partial")
 
     def __init__(self, reason: str, partial: bytes) -> None:
         super().__init__(f"malformed datagram ({len(partial)} bytes): {reason}")
         self.reason = reason
         self.partial = partial
-
-    def __reduce__(self) -> tuple[type[MalformedDatagram], tuple[str, bytes]]:
-        return (type(self), (self.reason, self.partial))
 
 
 class MalformedReply(MalformedDatagram):

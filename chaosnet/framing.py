@@ -73,6 +73,8 @@ import weakref
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
+from chaosnet.picklable import Picklable
+
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "HEADER_SIZE",
@@ -116,24 +118,23 @@ class FrameError(Exception):
     """Base class of every framing error."""
 
 
-class FrameTooLarge(FrameError):
+class FrameTooLarge(Picklable, FrameError):
     """A frame's length exceeds the limit (sent or received). Permanent: never retried."""
 
     transient = False
+    _init_fields = ("length", "limit")
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(f"frame of {length} bytes exceeds the limit of {limit} bytes")
         self.length = length
         self.limit = limit
 
-    def __reduce__(self) -> tuple[type[FrameTooLarge], tuple[int, int]]:
-        return (type(self), (self.length, self.limit))
 
-
-class IncompleteFrame(FrameError, EOFError):
+class IncompleteFrame(Picklable, FrameError, EOFError):
     """The stream ended inside a frame (a truncated frame). Transient: retry on a new stream."""
 
     transient = True
+    _init_fields = ("phase", "expected", "partial")
 
     def __init__(self, phase: Phase, expected: int, partial: bytes) -> None:
         super().__init__(
@@ -142,9 +143,6 @@ class IncompleteFrame(FrameError, EOFError):
         self.phase: Phase = phase
         self.expected = expected
         self.partial = partial
-
-    def __reduce__(self) -> tuple[type[IncompleteFrame], tuple[Phase, int, bytes]]:
-        return (type(self), (self.phase, self.expected, self.partial))
 
 
 class StreamDesynchronized(FrameError):
@@ -225,6 +223,16 @@ def frame_format(
 
 def _nbytes(payload: BytesLike) -> int:
     return payload.nbytes if isinstance(payload, memoryview) else len(payload)
+
+
+def _outgoing(payload: BytesLike, fmt: FrameFormat) -> list[BytesLike]:
+    """What to send for one frame (the limit checked first): one buffer up to
+    ``_SINGLE_SEND_MAX`` bytes, else the header and the payload, which is not copied."""
+    size = _nbytes(payload)
+    header = fmt.header(size)
+    if size <= _SINGLE_SEND_MAX:
+        return [header + payload]
+    return [header, payload]
 
 
 def encode_frame(
@@ -524,17 +532,17 @@ def send_frame(
     byte_order: ByteOrder = "big",
 ) -> None:
     """Send one frame; the limit is checked before anything is sent."""
-    size = _nbytes(payload)
-    header = frame_format(max_frame_size, header_size, byte_order).header(size)
-    if size <= _SINGLE_SEND_MAX:
-        sock.sendall(header + payload)
+    pieces = _outgoing(payload, frame_format(max_frame_size, header_size, byte_order))
+    if len(pieces) == 1:
+        sock.sendall(pieces[0])
         return
-    sent = sock.sendmsg([header, payload])
+    header, body = pieces
+    sent = sock.sendmsg(pieces)
     if sent < len(header):
         sock.sendall(header[sent:])
         sent = len(header)
-    if sent - len(header) < size:
-        sock.sendall(memoryview(payload)[sent - len(header) :])
+    if sent - len(header) < _nbytes(body):
+        sock.sendall(memoryview(body)[sent - len(header) :])
 
 
 def recv_frame(
@@ -649,10 +657,5 @@ async def write_frame(
     byte_order: ByteOrder = "big",
 ) -> None:
     """Queue one whole frame, then wait for the transport's buffer to drain."""
-    size = _nbytes(payload)
-    header = frame_format(max_frame_size, header_size, byte_order).header(size)
-    if size <= _SINGLE_SEND_MAX:
-        writer.write(header + payload)
-    else:
-        writer.writelines([header, payload])
+    writer.writelines(_outgoing(payload, frame_format(max_frame_size, header_size, byte_order)))
     await writer.drain()

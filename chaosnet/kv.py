@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+from chaosnet.closing import AsyncClosing, Closing
 from chaosnet.connection import DEFAULT_TIMEOUT, AsyncFramedClient, FramedClient
 from chaosnet.framing import DEFAULT_MAX_FRAME_SIZE
 from chaosnet.retry import Endpoint, RetryPolicy
@@ -218,7 +218,64 @@ class PutResult:
     applied: bool
 
 
-class KVClient:
+#: One request to send, and whether it may be resent after it may have reached the server.
+_Call = tuple[Request, bool]
+#: A client operation as a sans-IO generator: it yields the calls it needs, is sent each
+#: one's response, and returns its result. ``_drive`` and ``_adrive`` run it.
+_Op = Generator[_Call, Response, _T]
+
+
+def _put(key: str, value: str, request_id: str | None, idempotent: bool) -> _Op[PutResult]:
+    put = Put(key, value, request_id or new_request_id())
+    return PutResult(put.request_id, _expect((yield put, idempotent), Ack).applied)
+
+
+def _get(key: str) -> _Op[str | None]:
+    return _expect((yield Get(key), True), Value).value
+
+
+def _writes(page_size: int) -> _Op[list[WriteRecord]]:
+    records: list[WriteRecord] = []
+    for _ in range(_MAX_PAGES):
+        since = records[-1].seq if records else 0
+        page = _expect((yield Writes(since=since, limit=page_size), True), WriteLog)
+        records.extend(page.writes)
+        if not page.more:
+            return records
+    raise KVProtocolError(f"write log longer than {_MAX_PAGES} pages")
+
+
+def _clear() -> _Op[None]:
+    _expect((yield Clear(), True), Ack)
+
+
+_Framed = TypeVar("_Framed", FramedClient, AsyncFramedClient)
+
+
+class _KVClientBase(Generic[_Framed]):
+    """What both kv clients share: their framed client and the default for puts."""
+
+    _framed_type: type[_Framed]
+
+    def __init__(
+        self,
+        endpoints: Endpoint | Sequence[Endpoint],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        idempotent_puts: bool = False,
+    ) -> None:
+        self.framed: _Framed = self._framed_type(
+            endpoints, retry=retry, timeout=timeout, max_frame_size=max_frame_size
+        )
+        self.idempotent_puts = idempotent_puts
+
+    def _safe(self, idempotent: bool | None) -> bool:
+        return self.idempotent_puts if idempotent is None else idempotent
+
+
+class KVClient(_KVClientBase[FramedClient], Closing):
     """A blocking client of the kv server over a ``FramedClient`` (retry, failover, timeout).
 
     Reads are retried freely. A put is resent after it may have reached the
@@ -227,123 +284,70 @@ class KVClient:
     which is exactly what a delivery check is there to catch.
     """
 
-    def __init__(
-        self,
-        endpoints: Endpoint | Sequence[Endpoint],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        idempotent_puts: bool = False,
-    ) -> None:
-        self.framed = FramedClient(
-            endpoints, retry=retry, timeout=timeout, max_frame_size=max_frame_size
-        )
-        self.idempotent_puts = idempotent_puts
+    _framed_type = FramedClient
 
     def put(
         self, key: str, value: str, request_id: str | None = None, *, idempotent: bool | None = None
     ) -> PutResult:
         """Store ``value`` under ``key``; ``request_id`` defaults to a fresh one."""
-        put = Put(key, value, request_id or new_request_id())
-        safe = self.idempotent_puts if idempotent is None else idempotent
-        return PutResult(put.request_id, _expect(self._call(put, safe), Ack).applied)
+        return self._drive(_put(key, value, request_id, self._safe(idempotent)))
 
     def get(self, key: str) -> str | None:
-        return _expect(self._call(Get(key)), Value).value
+        return self._drive(_get(key))
 
     def writes(self, *, page_size: int = WRITES_PAGE_LIMIT) -> list[WriteRecord]:
         """The server's whole write log, in order, fetched page by page."""
-        records: list[WriteRecord] = []
-        for _ in range(_MAX_PAGES):
-            page = _expect(self._call(_next_page(records, page_size)), WriteLog)
-            records.extend(page.writes)
-            if not page.more:
-                return records
-        raise KVProtocolError(f"write log longer than {_MAX_PAGES} pages")
+        return self._drive(_writes(page_size))
 
     def clear(self) -> None:
         """Empty the store and its write log."""
-        _expect(self._call(Clear()), Ack)
+        self._drive(_clear())
 
     def close(self) -> None:
         self.framed.close()
 
-    def __enter__(self) -> KVClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _call(self, request: Request, idempotent: bool = True) -> Response:
-        return decode_response(self.framed.request(encode_request(request), idempotent=idempotent))
+    def _drive(self, op: _Op[_T]) -> _T:
+        try:
+            request, idempotent = next(op)
+            while True:
+                answer = self.framed.request(encode_request(request), idempotent=idempotent)
+                request, idempotent = op.send(decode_response(answer))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
 
 
-class AsyncKVClient:
+class AsyncKVClient(_KVClientBase[AsyncFramedClient], AsyncClosing):
     """``KVClient`` for asyncio code, over an ``AsyncFramedClient``."""
 
-    def __init__(
-        self,
-        endpoints: Endpoint | Sequence[Endpoint],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        idempotent_puts: bool = False,
-    ) -> None:
-        self.framed = AsyncFramedClient(
-            endpoints, retry=retry, timeout=timeout, max_frame_size=max_frame_size
-        )
-        self.idempotent_puts = idempotent_puts
+    _framed_type = AsyncFramedClient
 
     async def put(
         self, key: str, value: str, request_id: str | None = None, *, idempotent: bool | None = None
     ) -> PutResult:
-        put = Put(key, value, request_id or new_request_id())
-        safe = self.idempotent_puts if idempotent is None else idempotent
-        return PutResult(put.request_id, _expect(await self._call(put, safe), Ack).applied)
+        return await self._drive(_put(key, value, request_id, self._safe(idempotent)))
 
     async def get(self, key: str) -> str | None:
-        return _expect(await self._call(Get(key)), Value).value
+        return await self._drive(_get(key))
 
     async def writes(self, *, page_size: int = WRITES_PAGE_LIMIT) -> list[WriteRecord]:
-        records: list[WriteRecord] = []
-        for _ in range(_MAX_PAGES):
-            page = _expect(await self._call(_next_page(records, page_size)), WriteLog)
-            records.extend(page.writes)
-            if not page.more:
-                return records
-        raise KVProtocolError(f"write log longer than {_MAX_PAGES} pages")
+        return await self._drive(_writes(page_size))
 
     async def clear(self) -> None:
-        _expect(await self._call(Clear()), Ack)
+        await self._drive(_clear())
 
     async def close(self) -> None:
         await self.framed.close()
 
-    async def __aenter__(self) -> AsyncKVClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def _call(self, request: Request, idempotent: bool = True) -> Response:
-        answer = await self.framed.request(encode_request(request), idempotent=idempotent)
-        return decode_response(answer)
-
-
-def _next_page(records: list[WriteRecord], page_size: int) -> Writes:
-    return Writes(since=records[-1].seq if records else 0, limit=page_size)
+    async def _drive(self, op: _Op[_T]) -> _T:
+        try:
+            request, idempotent = next(op)
+            while True:
+                answer = await self.framed.request(encode_request(request), idempotent=idempotent)
+                request, idempotent = op.send(decode_response(answer))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
 
 
 def _expect(response: Response, kind: type[_T]) -> _T:

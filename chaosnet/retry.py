@@ -66,6 +66,7 @@ from types import TracebackType
 from typing import Any, Literal, NoReturn, ParamSpec, TypeVar, overload
 
 from chaosnet.address import Address, format_address
+from chaosnet.picklable import Picklable
 
 __all__ = [
     "Attempt",
@@ -233,10 +234,11 @@ class RetryDetails:
     attempts: tuple[AttemptRecord, ...]
 
 
-class RetryError(Exception):
+class RetryError(Picklable, Exception):
     """Retrying gave up: attempts or time ran out. ``__cause__`` is the last error."""
 
     transient = False
+    _init_fields = ("name", "reason", "attempts")
 
     def __init__(self, name: str, reason: str, attempts: Sequence[AttemptRecord]) -> None:
         self.name = name
@@ -247,9 +249,6 @@ class RetryError(Exception):
         super().__init__(
             f"{name}: gave up after {len(attempts)} attempt(s) ({reason})\n  " + "\n  ".join(lines)
         )
-
-    def __reduce__(self) -> tuple[type[RetryError], tuple[str, str, list[AttemptRecord]]]:
-        return (type(self), (self.name, self.reason, self.attempts))
 
     @property
     def last_error(self) -> BaseException | None:

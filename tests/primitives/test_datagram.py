@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import socket
 import struct
 import time
@@ -301,3 +302,20 @@ def test_async_cancellation_leaves_the_client_usable(
             assert client.ledger.pending is None
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DatagramTooLarge(70_000, 65_507),
+        MalformedDatagram("CRC mismatch", b"\x01\x02"),
+        MalformedReply("truncated", b"\x01"),
+    ],
+    ids=["too-large", "malformed", "malformed-reply"],
+)
+def test_datagram_errors_survive_pickling_with_their_fields(error: Exception) -> None:
+    """A worker process (xdist, multiprocessing) passes them on as they were raised."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)

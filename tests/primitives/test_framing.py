@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 import socket
 import threading
 import time
@@ -430,3 +431,16 @@ def test_recv_frame_from_a_reset_peer_raises_connection_reset() -> None:
         reset(server)
         with pytest.raises(ConnectionResetError):
             recv_frame(client)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [FrameTooLarge(70_000, 65_535), IncompleteFrame("body", 10, b"abc")],
+    ids=["too-large", "incomplete"],
+)
+def test_framing_errors_survive_pickling_with_their_fields(error: Exception) -> None:
+    """A worker process (xdist, multiprocessing) passes them on as they were raised."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)

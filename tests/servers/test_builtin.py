@@ -14,7 +14,7 @@ import pytest
 
 from chaosnet.connection import FramedClient
 from chaosnet.framing import encode_frame, recv_frame, send_frame
-from chaosnet.kv import KVClient, KVProtocolError
+from chaosnet.kv import AsyncKVClient, KVClient, KVProtocolError
 from chaosnet.servers import ServerProcess, builtin_server, start_builtin
 from tests.support import wait_gone
 
@@ -124,6 +124,28 @@ def test_kv_write_log_pages_and_clear(kv: ServerProcess) -> None:
         assert client.get("k") is None
         client.put("k", "after", "r-after")
         assert [(w.seq, w.request_id) for w in client.writes()] == [(26, "r-after")]
+
+
+def test_the_asyncio_kv_client_puts_reads_pages_and_clears(
+    kv: ServerProcess, framed_echo: ServerProcess
+) -> None:
+    async def main() -> None:
+        async with AsyncKVClient(kv.address) as client:
+            for i in range(25):
+                assert (await client.put("k", str(i), f"r{i}")).applied
+            assert (await client.put("n", "x")).request_id  # a fresh id
+            assert await client.get("k") == "24"
+            assert await client.get("missing") is None
+            writes = await client.writes(page_size=10)  # three pages
+            assert [w.seq for w in writes] == list(range(1, 27))
+            await client.clear()
+            assert await client.writes() == []
+        assert client.framed.closed
+        with pytest.raises(KVProtocolError, match="kind"):
+            async with AsyncKVClient(framed_echo.address) as wrong:
+                await wrong.get("k")  # the echo comes back as a request, not a response
+
+    asyncio.run(asyncio.wait_for(main(), 20))
 
 
 def test_kv_rejects_a_malformed_request_and_keeps_the_connection(kv: ServerProcess) -> None:
