@@ -9,11 +9,8 @@ each item is a :class:`Request` to use as a context manager::
         with FramedClient(ctx.endpoints, retry=ctx.retry, timeout=ctx.timeout) as client:
             for req in ctx.schedule():
                 with req:                       # an exception marks it failed, and is kept
-                    before = client.attempts
-                    try:
+                    with req.counting(client):  # its attempts and endpoint, from the client
                         reply = client.request(req.payload)
-                    finally:
-                        req.attempts = client.attempts - before
                     req.answer(reply, expected=req.payload)
 
 The builtin workloads (``framed``, ``kv``, ``stream``, ``datagram``, ``http``) are written
@@ -31,9 +28,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from chaosnet.address import format_address
 from chaosnet.connection import FramedClient, connect
@@ -112,6 +109,17 @@ def _error_names(exc: BaseException) -> tuple[str, ...]:
     return tuple(names)
 
 
+class CountsAttempts(Protocol):
+    """A client that counts its attempts and tells where it sent the last one
+    (``FramedClient``, ``DatagramClient``)."""
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def endpoint(self) -> Endpoint | None: ...
+
+
 class Request:
     """One request of a workload; ``with req:`` records its outcome."""
 
@@ -138,6 +146,17 @@ class Request:
     @property
     def value(self) -> str:
         return f"value-{self.index}"
+
+    @contextlib.contextmanager
+    def counting(self, client: CountsAttempts) -> Iterator[None]:
+        """Charge this request with the attempts ``client`` makes inside the block, and
+        record the endpoint it used, however the block ends."""
+        before = client.attempts
+        try:
+            yield
+        finally:
+            self.attempts = client.attempts - before
+            self.endpoint = client.endpoint
 
     def answer(self, reply: Any, expected: Any) -> None:
         """Record the reply; a reply that differs from ``expected`` fails the request."""
@@ -278,63 +297,47 @@ class RetrySettings:
 
     @classmethod
     def of(cls, client: Client) -> RetrySettings | None:
-        spec = client.retry
-        if spec is None:
-            return None
-        return cls(
-            spec.attempts, spec.deadline, spec.backoff, spec.initial, spec.cap, spec.multiplier
-        )
+        return None if client.retry is None else cls(**client.retry.model_dump())
+
+    def policy(self, seed: int) -> RetryPolicy:
+        """These settings as a policy (its fields are the policy's parameters), the jitter
+        seeded with ``seed``."""
+        return RetryPolicy(**asdict(self), seed=seed)
 
 
 def retry_policy(client: Client, seed: int) -> RetryPolicy | None:
     """The file's retry policy with its jitter seeded, or None for no retry."""
-    spec = client.retry
-    if spec is None:
-        return None
-    return RetryPolicy(
-        attempts=spec.attempts,
-        deadline=spec.deadline,
-        backoff=spec.backoff,
-        initial=spec.initial,
-        cap=spec.cap,
-        multiplier=spec.multiplier,
-        seed=seed,
-    )
+    settings = RetrySettings.of(client)
+    return None if settings is None else settings.policy(seed)
 
 
 # -- builtin workloads ------------------------------------------------------------------
 
 
+def _framed_client(ctx: WorkloadContext) -> FramedClient:
+    return FramedClient(
+        ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout, max_frame_size=ctx.max_frame_size
+    )
+
+
 def framed(ctx: WorkloadContext) -> None:
     """Framed request/response through ``FramedClient``; the reply must equal the request."""
-    with FramedClient(
-        ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout, max_frame_size=ctx.max_frame_size
-    ) as client:
+    with _framed_client(ctx) as client:
         for req in ctx.schedule():
             with req:
-                before = client.attempts
-                try:
+                with req.counting(client):
                     reply = client.request(req.payload, idempotent=ctx.idempotent)
-                finally:
-                    req.attempts = client.attempts - before
-                    req.endpoint = client.endpoint
                 req.answer(reply, expected=req.payload)
 
 
 def kv(ctx: WorkloadContext) -> None:
     """kv puts, one key per request, each with its own request id (kept across resends)."""
-    with FramedClient(
-        ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout, max_frame_size=ctx.max_frame_size
-    ) as client:
+    with _framed_client(ctx) as client:
         for req in ctx.schedule():
             with req:
                 put = Put(req.key, req.value, request_id=f"{ctx.seed}-{req.index}")
-                before = client.attempts
-                try:
+                with req.counting(client):
                     reply = client.request(encode_request(put), idempotent=ctx.idempotent)
-                finally:
-                    req.attempts = client.attempts - before
-                    req.endpoint = client.endpoint
                 response = decode_response(reply)
                 if isinstance(response, Failure):
                     raise KVProtocolError(f"kv server rejected the put: {response.message}")
@@ -410,12 +413,8 @@ def datagram(ctx: WorkloadContext) -> None:
     with DatagramClient(ctx.endpoints, retry=ctx.policy, timeout=ctx.timeout) as client:
         for req in ctx.schedule():
             with req:
-                before = client.attempts
-                try:
+                with req.counting(client):
                     reply = client.request(req.payload)
-                finally:
-                    req.attempts = client.attempts - before
-                    req.endpoint = client.endpoint
                 req.answer(reply, expected=req.payload)
 
 
