@@ -39,9 +39,9 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from chaosnet.address import format_address
 from chaosnet.closing import AsyncClosing, Closing
@@ -206,12 +206,19 @@ def _stream_idle_and_open(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     return sock is None or _idle_and_open(sock)
 
 
-class _EndpointClient:
+#: The lock that serialises a client's requests: a thread lock, or an asyncio one.
+_Lock = TypeVar("_Lock", threading.Lock, asyncio.Lock)
+
+
+class _EndpointClient(Generic[_Lock]):
     """What every chaosnet client shares (framed here, datagram in ``chaosnet.datagram``):
     its endpoints, retry policy, per-attempt timeout, failover state, attempt count,
-    whether it is closed, and the socket it holds (every client but
+    whether it is closed, the lock its requests take (``_new_lock`` makes it: the
+    blocking or the asyncio kind), and the socket it holds (every client but
     ``AsyncFramedClient``, whose connection is a stream pair) with the endpoint that
     socket goes to. ``what`` names a request in retry logs and errors."""
+
+    _new_lock: Callable[[], _Lock]
 
     def __init__(
         self,
@@ -230,6 +237,7 @@ class _EndpointClient:
         self._closed = False
         self.attempts = 0  # attempts, all requests together
         self._name = f"{what} to {_describe(self.endpoints)}"
+        self._lock: _Lock = self._new_lock()
         self._sock: socket.socket | None = None
         self.endpoint: Endpoint | None = None  # where the open socket or connection goes
 
@@ -254,17 +262,17 @@ class _EndpointClient:
         self._release()
 
 
-class _ClientBase(_EndpointClient, ABC):
-    """What both framed clients share: framing, connection counters, resend safety, and
-    the handling of an idle connection and of a reply that never came."""
+class _ClientBase(_EndpointClient[_Lock], ABC):
+    """What both framed clients share: their constructor, framing, connection counters,
+    resend safety, and the handling of an idle connection and of a reply that never came."""
 
     def __init__(
         self,
         endpoints: Endpoint | Sequence[Endpoint],
         *,
-        retry: RetryPolicy | None,
-        timeout: float,
-        max_frame_size: int,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         super().__init__(endpoints, retry=retry, timeout=timeout, what="request")
         self.max_frame_size = max_frame_size
@@ -311,19 +319,10 @@ class _ClientBase(_EndpointClient, ABC):
         return reply
 
 
-class FramedClient(_ClientBase, Closing):
+class FramedClient(_ClientBase[threading.Lock], Closing):
     """Blocking request/reply client over framed TCP, with retry and failover."""
 
-    def __init__(
-        self,
-        endpoints: Endpoint | Sequence[Endpoint],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    ) -> None:
-        super().__init__(endpoints, retry=retry, timeout=timeout, max_frame_size=max_frame_size)
-        self._lock = threading.Lock()
+    _new_lock = threading.Lock
 
     def close(self) -> None:
         """Close the connection; the client cannot be used afterwards."""
@@ -376,7 +375,7 @@ class FramedClient(_ClientBase, Closing):
         self._release()
 
 
-class AsyncFramedClient(_ClientBase, AsyncClosing):
+class AsyncFramedClient(_ClientBase[asyncio.Lock], AsyncClosing):
     """Asyncio request/reply client over framed TCP, with retry and failover.
 
     Each attempt runs under ``asyncio.timeout`` (``timeout`` cut to the deadline). A
@@ -384,18 +383,9 @@ class AsyncFramedClient(_ClientBase, AsyncClosing):
     a stale reply.
     """
 
-    def __init__(
-        self,
-        endpoints: Endpoint | Sequence[Endpoint],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    ) -> None:
-        super().__init__(endpoints, retry=retry, timeout=timeout, max_frame_size=max_frame_size)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._lock = asyncio.Lock()
+    _new_lock = asyncio.Lock
+    _reader: asyncio.StreamReader | None = None  # the open connection, a stream pair
+    _writer: asyncio.StreamWriter | None = None
 
     async def close(self) -> None:
         """Close the connection (gracefully, bounded); the client cannot be used afterwards."""

@@ -75,7 +75,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chaosnet.closing import AsyncClosing, Closing
-from chaosnet.connection import _budget, _EndpointClient
+from chaosnet.connection import _budget, _EndpointClient, _Lock
 from chaosnet.picklable import Picklable
 from chaosnet.retry import Attempt, Endpoint, RetryPolicy
 
@@ -291,11 +291,11 @@ class Ledger:
 # -- the clients -----------------------------------------------------------------------
 
 
-class _ClientBase(_EndpointClient):
-    """What both datagram clients share: the ledger, the one socket (connected to the
-    endpoint in use; ``endpoint`` is where the last datagram went), the bookkeeping
-    around a request and the start of each attempt. ``attempts`` counts datagrams sent,
-    all requests together."""
+class _ClientBase(_EndpointClient[_Lock]):
+    """What both datagram clients share: their constructor, the ledger, the one socket
+    (connected to the endpoint in use; ``endpoint`` is where the last datagram went), the
+    bookkeeping around a request and the start of each attempt. ``attempts`` counts
+    datagrams sent, all requests together."""
 
     _blocking = True  # whether the socket blocks (the asyncio client's is served by the loop)
 
@@ -303,9 +303,9 @@ class _ClientBase(_EndpointClient):
         self,
         endpoints: Endpoint | Sequence[Endpoint],
         *,
-        retry: RetryPolicy | None,
-        timeout: float,
-        max_datagram_size: int,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
     ) -> None:
         super().__init__(endpoints, retry=retry, timeout=timeout, what="datagram request")
         self.ledger = Ledger(max_datagram_size)
@@ -368,21 +368,10 @@ class _Wait:
         return NoReply(f"no reply from {host}:{port} within {self.deadline - self.started:.3f}s")
 
 
-class DatagramClient(_ClientBase, Closing):
+class DatagramClient(_ClientBase[threading.Lock], Closing):
     """Blocking request/response client over UDP, with retry and failover."""
 
-    def __init__(
-        self,
-        endpoints: Endpoint | Sequence[Endpoint],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
-    ) -> None:
-        super().__init__(
-            endpoints, retry=retry, timeout=timeout, max_datagram_size=max_datagram_size
-        )
-        self._lock = threading.Lock()
+    _new_lock = threading.Lock
 
     def close(self) -> None:
         self._close_now()
@@ -418,27 +407,15 @@ class DatagramClient(_ClientBase, Closing):
             raise
 
 
-class AsyncDatagramClient(_ClientBase, AsyncClosing):
+class AsyncDatagramClient(_ClientBase[asyncio.Lock], AsyncClosing):
     """Asyncio request/response client over UDP, with retry and failover.
 
     The socket is non-blocking and served by the running loop (``sock_recv``); a
     cancelled request leaves nothing behind but its id, remembered as given up.
     """
 
+    _new_lock = asyncio.Lock
     _blocking = False
-
-    def __init__(
-        self,
-        endpoints: Endpoint | Sequence[Endpoint],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
-    ) -> None:
-        super().__init__(
-            endpoints, retry=retry, timeout=timeout, max_datagram_size=max_datagram_size
-        )
-        self._lock = asyncio.Lock()
 
     async def close(self) -> None:
         self._close_now()

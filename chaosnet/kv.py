@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
@@ -128,9 +128,7 @@ def encode_request(request: Request) -> bytes:
 
 
 def decode_request(payload: bytes) -> Request:
-    fields = _load(payload)
-    op = fields.pop("op", None)
-    cls = _OPS.get(op) if isinstance(op, str) else None
+    op, cls, fields = _tagged(payload, "op", _OPS)
     if cls is None:
         raise KVProtocolError(f"unknown op {op!r}: expected one of {', '.join(_OPS)}")
     return _build(cls, fields, f"{op} request")
@@ -141,9 +139,7 @@ def encode_response(response: Response) -> bytes:
 
 
 def decode_response(payload: bytes) -> Response:
-    fields = _load(payload)
-    kind = fields.pop("kind", None)
-    cls = _KINDS.get(kind) if isinstance(kind, str) else None
+    kind, cls, fields = _tagged(payload, "kind", _KINDS)
     if cls is None:
         raise KVProtocolError(f"unknown response kind {kind!r}")
     if cls is WriteLog:
@@ -152,6 +148,16 @@ def decode_response(payload: bytes) -> Response:
             raise KVProtocolError("writes response without a list of writes")
         fields["writes"] = tuple(_build(WriteRecord, _object(r), "write record") for r in records)
     return _build(cls, fields, f"{kind} response")
+
+
+def _tagged(
+    payload: bytes, tag: str, table: Mapping[str, _T]
+) -> tuple[object, _T | None, dict[str, Any]]:
+    """A message's ``tag`` field (``op``, ``kind``), what ``table`` maps it to (None: an
+    unknown or missing tag), and the message's other fields."""
+    fields = _load(payload)
+    name = fields.pop(tag, None)
+    return name, table.get(name) if isinstance(name, str) else None, fields
 
 
 def _dump(fields: dict[str, Any]) -> bytes:
