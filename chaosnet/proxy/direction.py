@@ -39,7 +39,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from chaosnet.proxy.budget import MAX_READ, MIN_READ
 from chaosnet.proxy.chain import Chain, ChainOwner
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from chaosnet.proxy.runtime import Runtime
 
 MAX_IOV = 64
+Data = TypeVar("Data")  # what a socket's send takes: one buffer, or a list for sendmsg
 
 
 class DirectionOwner(ChainOwner, Protocol):
@@ -241,14 +242,9 @@ class Direction(Chain[DirectionOwner]):
 
     def _forward(self, view: memoryview, count: int) -> None:
         """No toxic, nothing queued: send straight from the read buffer."""
-        try:
-            sent = self.dst.send(view[:count])
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self.owner.aborted(self.dest_name, exc)
+        sent = self._sent(self.dst.send, view[:count])
+        if sent is None:
             return
-        self.forwarded += sent
         if sent < count:
             self._hold(count - sent)
             self._queue(bytes(view[sent:count]))
@@ -294,14 +290,9 @@ class Direction(Chain[DirectionOwner]):
         if self.out or self.pending_end is not None or self.deferring:
             self._queue(data)
             return
-        try:
-            sent = self.dst.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self.owner.aborted(self.dest_name, exc)
+        sent = self._sent(self.dst.send, data)
+        if sent is None:
             return
-        self.forwarded += sent
         if sent < len(data):
             self._queue(memoryview(data)[sent:])
         self._release(sent)
@@ -335,14 +326,14 @@ class Direction(Chain[DirectionOwner]):
             single = len(out) == 1
             batch = [out[i] for i in range(1 if single else min(len(out), MAX_IOV))]
             offered = sum(len(part) for part in batch)
-            try:
-                sent = self.dst.send(batch[0]) if single else self.dst.sendmsg(batch)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self.owner.aborted(self.dest_name, exc)
+            if single:
+                sent = self._sent(self.dst.send, batch[0])
+            else:
+                sent = self._sent(self.dst.sendmsg, batch)
+            if sent is None:
                 return
-            self.forwarded += sent
+            if not sent:
+                break  # the destination is full: the poller calls again
             self._consume(sent)
             self._release(sent)
             if not self.owner.running:
@@ -355,6 +346,19 @@ class Direction(Chain[DirectionOwner]):
             if self.pending_end is not None:
                 end, self.pending_end = self.pending_end, None
                 self._finish(end)
+
+    def _sent(self, send: Callable[[Data], int], data: Data) -> int | None:
+        """How much of ``data`` the destination took (0: it is full, try later); None if
+        its socket failed (the owner was told)."""
+        try:
+            sent = send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self.owner.aborted(self.dest_name, exc)
+            return None
+        self.forwarded += sent
+        return sent
 
     def _consume(self, sent: int) -> None:
         """Drop the first ``sent`` bytes from the queue."""

@@ -88,7 +88,25 @@ class Framer:
         self.coarse = False
 
     def scan(self, data: Buffer, start: int = 0, end: int | None = None) -> list[Part]:
+        """The parts of ``data[start:end]``, in order; once desynchronized, all unframed."""
+        stop = len(data) if end is None else end
+        parts: list[Part] = []
+        if self.error is not None:
+            self.unframed(parts, start, stop)
+        else:
+            self._scan(data, start, stop, parts)
+        return parts
+
+    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
+        """Append the parts of ``data[pos:stop]`` (the stream is still framed)."""
         raise NotImplementedError
+
+    def _emit(
+        self, parts: list[Part], kind: PartKind, s: int, e: int, at: int, size: int | None
+    ) -> None:
+        """A piece ``data[s:e]`` of the current message, ``at`` bytes into its part."""
+        parts.append(new_part(Part, (kind, self.message, s, e, self.offset, at, size, NOT_LAST)))
+        self.offset += e - s
 
     def eof(self) -> int | None:
         return None
@@ -113,6 +131,37 @@ class Framer:
             )
             self.offset += end - pos
         return end
+
+
+class LineReader(Framer):
+    """A framer that reads lines across chunks (HTTP's head and chunk sizes, RESP's type
+    lines): it keeps the current line's first ``keep`` bytes and counts its length."""
+
+    keep: ClassVar[int] = 256
+
+    __slots__ = ("line", "line_len")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line = bytearray()  # the current line's first ``keep`` bytes
+        self.line_len = 0  # its length so far
+
+    def read_line(self, data: Buffer, pos: int, stop: int) -> tuple[int, bool]:
+        """Take the current line's bytes from ``pos``, up to its LF or ``stop``: where they
+        end, and whether the line did."""
+        newline = data.find(b"\n", pos, stop)
+        end = stop if newline < 0 else newline + 1
+        if self.line_len < self.keep:
+            self.line += data[pos : min(end, pos + self.keep - self.line_len)]
+        self.line_len += end - pos
+        return end, newline >= 0
+
+    def take_line(self) -> tuple[bytes, int]:
+        """The line that ended (its first ``keep`` bytes) and its length; the next is empty."""
+        line, total = bytes(self.line), self.line_len
+        self.line.clear()
+        self.line_len = 0
+        return line, total
 
 
 _PRINTABLE = bytes(b if 32 <= b < 127 else ord("?") for b in range(256))

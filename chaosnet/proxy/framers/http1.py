@@ -40,11 +40,9 @@ from chaosnet.proxy.framers.base import (
     META,
     NOT_LAST,
     Buffer,
-    Framer,
+    LineReader,
     Part,
-    PartKind,
     ending,
-    new_part,
     printable,
 )
 
@@ -88,9 +86,10 @@ class Exchange:
             self.codes[at] |= SKIPPED
 
 
-class Http1Framer(Framer):
+class Http1Framer(LineReader):
     protocol: ClassVar[str] = "http1"
     summarises: ClassVar[bool] = True
+    keep: ClassVar[int] = KEEP
 
     __slots__ = (
         "chunked",
@@ -98,8 +97,6 @@ class Http1Framer(Framer):
         "head_size",
         "interim",
         "length",
-        "line",
-        "line_len",
         "max_head",
         "phase",
         "primary",
@@ -130,8 +127,6 @@ class Http1Framer(Framer):
         self.max_head = max_head
         self.request = 0  # responses: the index of the next request to answer
         self.phase = START
-        self.line = bytearray()
-        self.line_len = 0
         self.head_size = 0
         self._reset_message()
 
@@ -147,10 +142,7 @@ class Http1Framer(Framer):
 
     # -- scanning -----------------------------------------------------------------------------
 
-    def scan(self, data: Buffer, start: int = 0, end: int | None = None) -> list[Part]:
-        stop = len(data) if end is None else end
-        parts: list[Part] = []
-        pos = start
+    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
         while pos < stop:
             if self.error is not None:
                 self.unframed(parts, pos, stop)
@@ -167,7 +159,6 @@ class Http1Framer(Framer):
                 pos = self._chunk_end(data, pos, stop, parts)
             else:
                 pos = self._body(pos, stop, parts)
-        return parts
 
     def eof(self) -> int | None:
         if self.error is None and self.phase == BODY_EOF:
@@ -175,12 +166,6 @@ class Http1Framer(Framer):
             self._end(None, FINAL)
             return ended
         return None
-
-    def _emit(
-        self, parts: list[Part], kind: PartKind, s: int, e: int, at: int, size: int | None
-    ) -> None:
-        parts.append(new_part(Part, (kind, self.message, s, e, self.offset, at, size, NOT_LAST)))
-        self.offset += e - s
 
     def _whole_head(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
         """A head that lies whole in this chunk, parsed in one go; 0 to take the line path.
@@ -222,24 +207,17 @@ class Http1Framer(Framer):
     def _line(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
         if self.phase == START and self.offset == 0 and self.exchange.tunnel:
             return self.desync("tunnel: the connection switched protocols", parts, pos, stop)
-        newline = data.find(b"\n", pos, stop)
-        end = stop if newline < 0 else newline + 1
-        if self.line_len < KEEP:
-            self.line += data[pos : min(end, pos + KEEP - self.line_len)]
         in_head = self.phase in (START, HEADERS)
         at = self.offset if in_head else self.line_len
-        self.line_len += end - pos
+        end, ended = self.read_line(data, pos, stop)
         if in_head:
             self.head_size += end - pos
             if self.head_size > self.max_head:
                 return self.desync(f"head longer than max_head ({self.max_head})", parts, pos, stop)
         self._emit(parts, HEAD if in_head else META, pos, end, at, None)
-        if newline >= 0:
-            line = bytes(self.line).rstrip(b"\r\n")
-            long_line = self.line_len > KEEP
-            self.line.clear()
-            self.line_len = 0
-            self._line_done(line, long_line, parts)
+        if ended:
+            line, total = self.take_line()
+            self._line_done(line.rstrip(b"\r\n"), total > KEEP, parts)
         return end
 
     def _line_done(self, line: bytes, long_line: bool, parts: list[Part]) -> None:

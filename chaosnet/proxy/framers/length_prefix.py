@@ -40,12 +40,7 @@ class LengthPrefixFramer(Framer):
         self.header_size = header_size
         self.scanner = FrameScanner(limit, header_size=header_size, byte_order=byte_order)
 
-    def scan(self, data: Buffer, start: int = 0, end: int | None = None) -> list[Part]:
-        stop = len(data) if end is None else end
-        parts: list[Part] = []
-        if self.error is not None:
-            self.unframed(parts, start, stop)
-            return parts
+    def _scan(self, data: Buffer, start: int, stop: int, parts: list[Part]) -> None:
         chunk = data if start == 0 and stop == len(data) else memoryview(data)[start:stop]
         hsize = self.header_size
         append = parts.append
@@ -71,11 +66,10 @@ class LengthPrefixFramer(Framer):
                 error = self.scanner.error
                 self.message, self.offset = frame, frame_offset
                 self.desync(f"bad frame header: {error}", parts, s + start, stop)
-                return parts
+                return
             append(new_part(Part, part))
         self.message = self.scanner.frame
         self.offset = 0 if self.scanner.at_boundary else self._done_in_frame(parts)
-        return parts
 
     def _done_in_frame(self, parts: list[Part]) -> int:
         if not parts:

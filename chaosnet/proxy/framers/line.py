@@ -34,13 +34,7 @@ class LineFramer(Framer):
         self.max_size = max_size
         self.matched = 0  # delimiter bytes seen at the end of the last chunk
 
-    def scan(self, data: Buffer, start: int = 0, end: int | None = None) -> list[Part]:
-        stop = len(data) if end is None else end
-        parts: list[Part] = []
-        if self.error is not None:
-            self.unframed(parts, start, stop)
-            return parts
-        pos = start
+    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
         if self.matched and pos < stop:
             pos = self._finish_delimiter(data, pos, parts)
         delimiter = self.delimiter
@@ -74,7 +68,6 @@ class LineFramer(Framer):
             self.message += 1
             self.offset = 0
             pos = found + width
-        return parts
 
     def _finish_delimiter(self, data: Buffer, pos: int, parts: list[Part]) -> int:
         """The last chunk ended with the delimiter's first byte: does its second follow?"""

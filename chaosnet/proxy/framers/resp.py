@@ -31,7 +31,7 @@ from chaosnet.proxy.framers.base import (
     META,
     NOT_LAST,
     Buffer,
-    Framer,
+    LineReader,
     Part,
     PartKind,
     ending,
@@ -68,17 +68,16 @@ NAMES = {
 LINE, BULK_DATA, BULK_END, INLINE = range(4)
 
 
-class RespFramer(Framer):
+class RespFramer(LineReader):
     protocol: ClassVar[str] = "resp"
     summarises: ClassVar[bool] = True
+    keep: ClassVar[int] = KEEP
 
     __slots__ = (
         "bulk_size",
         "crlf_left",
         "first",
-        "line",
         "line_kind",
-        "line_len",
         "name",
         "phase",
         "push",
@@ -94,8 +93,6 @@ class RespFramer(Framer):
         self.requests = requests  # upstream: inline commands allowed, summary = command name
         self.stack: list[int] = []
         self.phase = LINE
-        self.line = bytearray()  # the current type line's first KEEP bytes
-        self.line_len = 0
         self.line_kind: PartKind = HEAD
         self.remaining = 0  # bulk bytes left
         self.bulk_size = 0
@@ -108,10 +105,7 @@ class RespFramer(Framer):
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def scan(self, data: Buffer, start: int = 0, end: int | None = None) -> list[Part]:
-        stop = len(data) if end is None else end
-        parts: list[Part] = []
-        pos = start
+    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
         while pos < stop:
             if self.error is not None:
                 self.unframed(parts, pos, stop)
@@ -128,7 +122,6 @@ class RespFramer(Framer):
                 pos = self._bulk(data, pos, stop, parts)
             else:
                 pos = self._bulk_end(data, pos, stop, parts)
-        return parts
 
     def _whole_value(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
         """A simple value, a bulk string or an array of those, whole in this chunk: one go.
@@ -173,12 +166,6 @@ class RespFramer(Framer):
         self.offset = 0
         self.first = self.name = b""
 
-    def _emit(
-        self, parts: list[Part], kind: PartKind, s: int, e: int, at: int, size: int | None
-    ) -> None:
-        parts.append(new_part(Part, (kind, self.message, s, e, self.offset, at, size, NOT_LAST)))
-        self.offset += e - s
-
     def _line(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
         if self.line_len == 0:  # a line starts: the message's head, or a nested type line
             self.line_kind = HEAD if not self.stack and self.offset == 0 else META
@@ -187,22 +174,15 @@ class RespFramer(Framer):
                     reason = f"RESP type byte {chr(data[pos])!r} unknown"
                     return self.desync(reason, parts, pos, stop)
                 self.phase = INLINE
-        newline = data.find(b"\n", pos, stop)
-        end = stop if newline < 0 else newline + 1
-        if self.line_len < KEEP:
-            self.line += data[pos : min(end, pos + KEEP - self.line_len)]
         at = self.line_len
-        self.line_len += end - pos
+        end, ended = self.read_line(data, pos, stop)
         self._emit(parts, self.line_kind, pos, end, at, None)
-        if newline >= 0:
+        if ended:
             self._line_done(parts)
         return end
 
     def _line_done(self, parts: list[Part]) -> None:
-        line = bytes(self.line)
-        total = self.line_len
-        self.line.clear()
-        self.line_len = 0
+        line, total = self.take_line()
         if self.phase == INLINE:
             self.first = line
             self.phase = LINE
