@@ -76,6 +76,14 @@ class MessageRecord:
         self.size = 0
         self.at = at or time.time()
 
+    def ended(self, last: int, summary: str | None) -> None:
+        """Its last byte was read (``last``: ``FINAL``, or ``INTERIM`` for an HTTP 1xx or a
+        RESP push); ``summary`` is the framer's, if it gave one."""
+        self.complete = True
+        self.interim = last == INTERIM
+        if summary is not None:
+            self.summary = summary
+
     def acted(self, toxic: str) -> None:
         if self.toxics is None:
             self.toxics = [toxic]
@@ -280,8 +288,8 @@ class StreamTracker:
         framer = self.framer
         parts = framer.scan(data, start, end)
         summaries = framer.summaries
+        pending = iter(summaries or ())  # one per message that ended in this scan
         current = self.current
-        done = 0
         downstream = self.stream == "downstream"
         now = time.time()  # one read, one time
         for part in parts:
@@ -293,11 +301,7 @@ class StreamTracker:
                 continue
             current.size += part.end - part.start
             if part.last:
-                current.complete = True
-                current.interim = part.last == INTERIM
-                if summaries:
-                    current.summary = summaries[done]
-                    done += 1
+                current.ended(part.last, next(pending, None))
                 current = None
                 if downstream and part.last == FINAL:  # keep the reply order's count
                     self.session.server_next = self.session.client_next = self.request + 1
@@ -352,8 +356,8 @@ class StreamTracker:
             return [data]
         parts = self.framer.scan(data, 0, len(data))
         summaries = self.framer.summaries
+        pending = iter(summaries or ())
         out: list[Piece] = []
-        done = 0
         for part in parts:
             if part.kind == "unframed":
                 out.append(data[part.start : part.end])
@@ -366,11 +370,7 @@ class StreamTracker:
             current.size += size
             out.append(size if self.discarding else data[part.start : part.end])
             if part.last:
-                current.complete = True
-                current.interim = part.last == INTERIM
-                if summaries:
-                    current.summary = summaries[done]
-                    done += 1
+                current.ended(part.last, next(pending, None))
                 if part.last == FINAL:
                     self._reply_ends(out)
                 self.current = None

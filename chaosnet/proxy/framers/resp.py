@@ -224,12 +224,18 @@ class RespFramer(LineReader):
             return None
         return value
 
-    def _bulk_header(self, content: bytes, total: int, parts: list[Part]) -> None:
+    def _counted_length(self, content: bytes, total: int, parts: list[Part]) -> int | None:
+        """A bulk's or an aggregate's length, the value counted in the aggregate it sits in;
+        None after an error."""
         length = self._length(content, total, parts)
         if length is None:
-            return
+            return None
         self._element_start(parts)
-        if self.error is not None:
+        return length if self.error is None else None
+
+    def _bulk_header(self, content: bytes, total: int, parts: list[Part]) -> None:
+        length = self._counted_length(content, total, parts)
+        if length is None:
             return
         if length == STREAMED:
             self.streaming = True
@@ -260,11 +266,8 @@ class RespFramer(LineReader):
             self._start_bulk(length)
 
     def _aggregate(self, kind: int, content: bytes, total: int, parts: list[Part]) -> None:
-        count = self._length(content, total, parts)
+        count = self._counted_length(content, total, parts)
         if count is None:
-            return
-        self._element_start(parts)
-        if self.error is not None:
             return
         if count == -1:
             self._value_done(parts)
