@@ -156,6 +156,19 @@ class LineReader(Framer):
         self.line_len += end - pos
         return end, newline >= 0
 
+    def crlf_after(
+        self, what: str, data: Buffer, pos: int, stop: int, parts: list[Part], left: int
+    ) -> tuple[int, int]:
+        """The CRLF after ``what``'s data, of which ``left`` bytes are still due (it may be
+        split across chunks): where the scan goes on, and how many bytes are still due.
+        Anything but CRLF desynchronizes the stream."""
+        take = min(left, stop - pos)
+        done = 2 - left
+        if data[pos : pos + take] != b"\r\n"[done : done + take]:
+            return self.desync(f"{what} not followed by CRLF", parts, pos, stop), left
+        self._emit(parts, META, pos, pos + take, done, 2)
+        return pos + take, left - take
+
     def take_line(self) -> tuple[bytes, int]:
         """The line that ended (its first ``keep`` bytes) and its length; the next is empty."""
         line, total = bytes(self.line), self.line_len

@@ -360,15 +360,10 @@ class Http1Framer(LineReader):
         return pos + take
 
     def _chunk_end(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
-        done = 2 - self.remaining
-        take = min(self.remaining, stop - pos)
-        if data[pos : pos + take] != b"\r\n"[done : done + take]:
-            return self.desync("chunk data not followed by CRLF", parts, pos, stop)
-        self._emit(parts, META, pos, pos + take, done, 2)
-        self.remaining -= take
+        end, self.remaining = self.crlf_after("chunk data", data, pos, stop, parts, self.remaining)
         if not self.remaining:
             self.phase = CHUNK_SIZE
-        return pos + take
+        return end
 
     def _end(self, parts: list[Part] | None, last: int) -> None:
         if parts:

@@ -322,17 +322,13 @@ class RespFramer(LineReader):
         return end
 
     def _bulk_end(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
-        take = min(self.crlf_left, stop - pos)
-        expected = b"\r\n"[2 - self.crlf_left : 2 - self.crlf_left + take]
-        if data[pos : pos + take] != expected:
-            return self.desync("RESP bulk string not followed by CRLF", parts, pos, stop)
-        self._emit(parts, META, pos, pos + take, 2 - self.crlf_left, 2)
-        self.crlf_left -= take
+        left = self.crlf_left
+        end, self.crlf_left = self.crlf_after("RESP bulk string", data, pos, stop, parts, left)
         if not self.crlf_left:
             self.phase = LINE
             if not self.streaming:
                 self._value_done(parts)
-        return pos + take
+        return end
 
     def _bad(self, reason: str, parts: list[Part]) -> None:
         self.error = reason  # the line is labeled already; the rest of the stream is unframed
