@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chaosnet.backends import backend_from
-from chaosnet.control import ControlClient
 from chaosnet.errors import ChaosnetError
 from chaosnet.explore.output import default_out, summary_lines, write_minimal
 from chaosnet.explore.session import (
@@ -28,22 +26,22 @@ from chaosnet.explore.session import (
 )
 from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.interrupts import sigterm_interrupts
-from chaosnet.scenario.checks import import_callable
 from chaosnet.scenario.commands import (
     EXIT_FAILED,
     EXIT_OK,
     _print_problems,
-    _settings,
     _supported,
     backend_label,
-    quiet_retry_log,
+    import_workload,
     report_paths,
+    request_settings,
+    started_target,
     static_extensions,
+    with_workload,
     write_reports,
 )
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
 from chaosnet.scenario.units import parse_duration
-from chaosnet.servers import ownership
 
 DEFAULT_DATABASE = Path(".hypothesis") / "chaosnet-explore"
 PROGRESS_EVERY = 10
@@ -64,34 +62,19 @@ class ExploreRequest:
     reports: Sequence[Sequence[str]] = ()  # (FORMAT, FILE): the minimal failure's picture
 
 
-def with_workload(scenario: LoadedScenario, ref: str) -> LoadedScenario:
-    """The scenario with its client's workload replaced by the callable ``ref``."""
-    try:
-        workload = import_callable(ref, Path.cwd())
-    except ValueError as exc:
-        raise ChaosnetError(f"--workload {ref}: {exc}") from None
-    client = scenario.spec.client.model_copy(update={"workload": ref})
-    spec = scenario.spec.model_copy(update={"client": client})
-    return dataclasses.replace(scenario, spec=spec, workload=workload)
-
-
 def explore_command(
     request: ExploreRequest, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
 ) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     budget = _budget(request.budget)
-    settings = _settings(
-        request.backend,
-        request.seed,
-        toxiproxy_bin=request.toxiproxy_bin,
-        docker_image=request.docker_image,
-    ).with_seed()
+    settings = request_settings(request)
     label = backend_label(settings.backend)
     reports = report_paths(request.reports)
     try:
         (scenario,) = load_paths([request.path])
         if request.workload is not None:
-            scenario = with_workload(scenario, request.workload)
+            workload = import_workload(request.workload, named=f"--workload {request.workload}")
+            scenario = with_workload(scenario, request.workload, workload)
         if scenario.spec.explore is None:
             raise ChaosnetError(
                 f"{scenario.path}: no explore: section, so there is nothing to generate "
@@ -105,30 +88,24 @@ def explore_command(
     seed = settings.seed
     assert seed is not None
     target = request.out or default_out(scenario)
-    ownership.reap_orphans()
-    backend = backend_from(settings, seed=seed)
-    quiet_retry_log()
     print(
         f"chaosnet explore {scenario.path}: backend {label}, seed {seed}, budget {budget:g}s",
         file=out,
     )
-    control: ControlClient | None = None
     explorer: Explorer | None = None
     try:
-        with sigterm_interrupts():
-            backend.start()
-            control = ControlClient(backend.url, backend=label)
-            _supported([scenario], control.extensions, label, "fail", out)
+        with sigterm_interrupts(), started_target(settings, seed) as run_target:
+            _supported([scenario], run_target.control.extensions, label, "fail", out)
             explorer = Explorer(
                 scenario,
-                control,
+                run_target.control,
                 seed=seed,
-                backend=settings.backend,
+                backend=run_target.backend,
                 budget=budget,
                 max_examples=request.max_examples,
                 database=request.database,
-                take_backend_errors=backend.take_errors,
-                in_process_proxy=backend.name == "embedded",
+                take_backend_errors=run_target.take_backend_errors,
+                in_process_proxy=run_target.in_process_proxy,
                 on_example=_progress(out),
             )
             explorer.explore()
@@ -139,10 +116,6 @@ def explore_command(
             _finish(explorer, scenario, target, seed, out)
             _write_reports(reports, explorer.outcome, target, label)
         return interrupted_status(exc)
-    finally:
-        if control is not None:
-            control.close()
-        backend.stop()
     status = _finish(explorer, scenario, target, seed, out)
     _write_reports(reports, explorer.outcome, target, label)
     return status

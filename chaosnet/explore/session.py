@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -39,9 +38,8 @@ from chaosnet.explore.strategies import schedules
 from chaosnet.scenario.loader import LoadedScenario
 from chaosnet.scenario.model import Scenario, Step
 from chaosnet.scenario.result import ScenarioResult
-from chaosnet.scenario.runner import Listener, ScenarioRun
+from chaosnet.scenario.runner import QuietListener, RunTarget, ScenarioRun
 from chaosnet.scenario.stage import Stage
-from chaosnet.servers.lifecycle import RealServer
 
 DEFAULT_BUDGET_S = 60.0
 DEFAULT_MAX_EXAMPLES = 10_000
@@ -99,28 +97,6 @@ class _ExampleFailed(AssertionError):
         self.example = example
 
 
-class _Quiet:
-    """The runner's listener for examples: nothing is shown per request."""
-
-    def scenario_started(self, scenario: LoadedScenario, seed: int) -> None:
-        pass
-
-    def server_started(self, scenario: LoadedScenario, name: str, server: RealServer) -> None:
-        pass
-
-    def workload_started(self, scenario: LoadedScenario) -> None:
-        pass
-
-    def request_done(self, scenario: LoadedScenario, record: Any) -> None:
-        pass
-
-    def event(self, scenario: LoadedScenario, event: Any) -> None:
-        pass
-
-    def scenario_finished(self, result: ScenarioResult) -> None:
-        pass
-
-
 def endpoint_paths(spec: Scenario) -> PathOf:
     """Which client endpoints each proxy and each server takes down when it is down."""
     endpoints = set(spec.client.endpoints)
@@ -164,14 +140,11 @@ class Explorer:
             raise ValueError(f"{scenario.path}: the scenario has no explore: section")
         self.scenario = scenario
         self.envelope = scenario.spec.explore
-        self.control = control
+        self.target = RunTarget(control, seed, backend, take_backend_errors, in_process_proxy)
         self.seed = seed
-        self.backend = backend
         self.budget = budget
         self.max_examples = max_examples
         self.database = database
-        self.take_backend_errors = take_backend_errors
-        self.in_process_proxy = in_process_proxy
         self.on_example = on_example
         self.confirm = confirm
         self.verify = verify
@@ -300,13 +273,4 @@ class Explorer:
         return example
 
     def _run(self, scenario: LoadedScenario) -> ScenarioRun:
-        listener: Listener = _Quiet()
-        return ScenarioRun(
-            scenario,
-            self.control,
-            seed=self.seed,
-            backend=self.backend,
-            listener=listener,
-            take_backend_errors=self.take_backend_errors,
-            in_process_proxy=self.in_process_proxy,
-        )
+        return self.target.scenario_run(scenario, QuietListener())

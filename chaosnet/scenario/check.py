@@ -19,7 +19,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -31,13 +31,14 @@ from chaosnet.errors import ChaosnetError
 from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.interrupts import sigterm_interrupts
 from chaosnet.scenario import junit
-from chaosnet.scenario.checks import import_callable
 from chaosnet.scenario.commands import (
     _print_problems,
     _run_all,
-    _settings,
     exit_status,
+    import_workload,
     report_paths,
+    request_settings,
+    with_workload,
     write_reports,
 )
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
@@ -45,7 +46,6 @@ from chaosnet.scenario.model import BUILTIN_WORKLOADS
 from chaosnet.scenario.result import ScenarioResult
 from chaosnet.scenario.select import select
 from chaosnet.scenario.workloads import scenario_kind
-from chaosnet.servers import ownership
 
 #: The battery: every fault chaosnet has, each with what a correct client must do.
 BATTERY = Path(__file__).resolve().parents[1] / "battery"
@@ -80,11 +80,8 @@ def check_command(
     unknown = [k for k in request.kinds if k not in KINDS]
     if unknown:
         raise ChaosnetError(f"--kind {unknown[0]}: unknown kind (use {', '.join(KINDS)})")
-    try:
-        client = import_callable(request.workload, Path.cwd())
-    except ValueError as exc:
-        raise ChaosnetError(f"{request.workload}: {exc}") from None
-    settings = _settings(request.backend, request.seed).with_seed()
+    client = import_workload(request.workload, named=request.workload)
+    settings = request_settings(request)
     reports = report_paths(request.reports)
     try:
         chosen = _scenarios(request)
@@ -97,9 +94,10 @@ def check_command(
         )
     seed = settings.seed
     assert seed is not None
-    ownership.reap_orphans()
     started = time.monotonic()
-    replay = _replayer(request, settings.backend, seed)
+    kinds = {scenario.path: scenario_kind(scenario.spec) for scenario in chosen}  # as written
+    replay = _replayer(request, settings.backend, seed, kinds)
+    chosen = [with_workload(scenario, request.workload, client) for scenario in chosen]
     results: list[ScenarioResult] = []
     try:
         with sigterm_interrupts():
@@ -110,7 +108,7 @@ def check_command(
                 out,
                 request.live,
                 results,
-                workload=client,
+                judge_client=True,
                 request_time_limit=DEFAULT_REQUEST_LIMIT_S,
                 summary=report_card,
                 prepare=replay,
@@ -142,10 +140,13 @@ def _scenarios(request: CheckRequest) -> list[LoadedScenario]:
 
 
 def _replayer(
-    request: CheckRequest, backend: str, seed: int
+    request: CheckRequest, backend: str, seed: int, kinds: Mapping[Path, str | None]
 ) -> Callable[[LoadedScenario, ScenarioResult], None]:
+    """Each result's replay command; ``kinds`` is each file's kind as written, the one
+    ``--kind`` chose it by."""
+
     def set_replay(scenario: LoadedScenario, result: ScenarioResult) -> None:
-        kind = scenario_kind(scenario.spec)
+        kind = kinds[scenario.path]
         words = ["chaosnet", "check", request.workload]
         if request.paths:
             words.append(str(result.path))

@@ -31,12 +31,9 @@ from chaosnet.settings import Settings
 
 if TYPE_CHECKING:  # the rest is imported when a scenario file is collected
     from chaosnet.backends import Backend
-    from chaosnet.control import ControlClient
     from chaosnet.scenario.loader import LoadedScenario
     from chaosnet.scenario.result import ScenarioResult
-    from chaosnet.scenario.timeline import TimelineEvent
-    from chaosnet.scenario.workloads import RequestRecord
-    from chaosnet.servers.lifecycle import RealServer
+    from chaosnet.scenario.runner import RunTarget
 
 INI_KEY = "chaosnet_scenarios"
 DEFAULT_GLOB = "scenarios/**/*.yaml"
@@ -140,22 +137,6 @@ class ScenarioFailed(Exception):
         super().__init__(f"scenario {result.name} {result.status}")
 
 
-class _Quiet:
-    """The runner's listener in pytest: the failure report tells the story."""
-
-    def scenario_started(self, scenario: LoadedScenario, seed: int) -> None: ...
-
-    def server_started(self, scenario: LoadedScenario, name: str, server: RealServer) -> None: ...
-
-    def workload_started(self, scenario: LoadedScenario) -> None: ...
-
-    def request_done(self, scenario: LoadedScenario, record: RequestRecord) -> None: ...
-
-    def event(self, scenario: LoadedScenario, event: TimelineEvent) -> None: ...
-
-    def scenario_finished(self, result: ScenarioResult) -> None: ...
-
-
 _SESSION_KEY = pytest.StashKey["_SessionServer"]()
 
 
@@ -165,6 +146,7 @@ class _SessionServer:
     def __init__(self, settings: Settings, shared: BackendProvider | None) -> None:
         from chaosnet.backends import backend_from
         from chaosnet.control import ControlClient
+        from chaosnet.scenario.runner import RunTarget
 
         self.settings = settings.with_seed()
         assert self.settings.seed is not None
@@ -175,10 +157,12 @@ class _SessionServer:
         else:
             self.backend = backend_from(self.settings)
             self.backend.start()
-        self.control: ControlClient = ControlClient(self.backend.url, backend=self.settings.backend)
+        label = self.settings.backend
+        control = ControlClient(self.backend.url, backend=label)
+        self.target: RunTarget = RunTarget.of(self.backend, control, seed=self.seed, label=label)
 
     def close(self) -> None:
-        self.control.close()
+        self.target.control.close()
         if self.owned:
             self.backend.stop()
 
@@ -200,26 +184,18 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from chaosnet.scenario.checks import check_backend
         from chaosnet.scenario.loader import ScenarioInvalid
-        from chaosnet.scenario.runner import run_scenario
+        from chaosnet.scenario.runner import QuietListener
 
         parent = self.parent
         assert isinstance(parent, ScenarioFile)
         server = _session_server(self.config, parent.settings_provider, parent.backend_provider)
-        label = server.settings.backend
+        target = server.target
         problems = check_backend(
-            self.scenario.spec, self.scenario.positions, server.control.extensions, label
+            self.scenario.spec, self.scenario.positions, target.control.extensions, target.backend
         )
         if problems:
             raise ScenarioInvalid(problems)
-        result = run_scenario(
-            self.scenario,
-            server.control,
-            seed=server.seed,
-            backend=label,
-            listener=_Quiet(),
-            take_backend_errors=server.backend.take_errors,
-            in_process_proxy=server.backend.name == "embedded",
-        )
+        result = target.scenario_run(self.scenario, QuietListener()).run()
         self.user_properties.append(("seed", server.seed))
         if result.status != "passed":
             raise ScenarioFailed(result, _draw(self.nodeid, result, server.settings))

@@ -9,10 +9,12 @@ with the scenarios that finished, and the exit status is 130 or 143.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,12 +25,13 @@ from chaosnet.errors import ChaosnetError
 from chaosnet.interrupts import exit_status as interrupted_status
 from chaosnet.interrupts import sigterm_interrupts
 from chaosnet.scenario import htmlreport, jsonreport, junit
-from chaosnet.scenario.checks import check_backend
+from chaosnet.scenario.checks import check_backend, import_callable
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
 from chaosnet.scenario.report import make_reporter
 from chaosnet.scenario.result import ScenarioResult
-from chaosnet.scenario.runner import run_scenario
+from chaosnet.scenario.runner import RunTarget
 from chaosnet.scenario.select import select
+from chaosnet.scenario.workloads import Workload
 from chaosnet.servers import ownership
 from chaosnet.settings import Settings, resolve
 
@@ -86,6 +89,51 @@ def _settings(backend: str | None, seed: str | int | None, **paths: object) -> S
         if value not in (None, ""):
             settings = settings.override(f"option {_FLAGS[name]}", **{name: value})
     return settings
+
+
+def request_settings(request: object) -> Settings:
+    """The settings a command's request asks for (the options of ``_FLAGS`` it has), over
+    the environment's, with the run's seed chosen."""
+    options = {name: getattr(request, name, None) for name in _FLAGS}
+    return _settings(**options).with_seed()
+
+
+def import_workload(ref: str, named: str) -> Workload:
+    """The callable ``ref`` (module:function, from the current directory) or a usage error;
+    ``named`` is how the message names where ``ref`` came from."""
+    try:
+        return import_callable(ref, Path.cwd())
+    except ValueError as exc:
+        raise ChaosnetError(f"{named}: {exc}") from None
+
+
+def with_workload(scenario: LoadedScenario, ref: str, workload: Workload) -> LoadedScenario:
+    """The scenario with its client's workload replaced by ``workload``, named ``ref`` in its
+    spec, so that what is shown and written of the run names the client that ran."""
+    client = scenario.spec.client.model_copy(update={"workload": ref})
+    spec = scenario.spec.model_copy(update={"client": client})
+    return dataclasses.replace(scenario, spec=spec, workload=workload)
+
+
+@contextmanager
+def started_target(settings: Settings, seed: int) -> Iterator[RunTarget]:
+    """The backend ``settings`` name, started, as the target of a command's runs with ``seed``.
+
+    Containers left by killed runs go first; on the way out (a failed start included)
+    the control client is closed and the backend stopped."""
+    label = backend_label(settings.backend)
+    ownership.reap_orphans()
+    backend = backend_from(settings, seed=seed)
+    quiet_retry_log()
+    control: ControlClient | None = None
+    try:
+        backend.start()
+        control = ControlClient(backend.url, backend=label)
+        yield RunTarget.of(backend, control, seed=seed, label=label)
+    finally:
+        if control is not None:
+            control.close()
+        backend.stop()
 
 
 def _print_problems(exc: ScenarioInvalid, stderr: IO[str]) -> int:
@@ -169,13 +217,7 @@ def run_command(
     request: RunRequest, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
 ) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
-    settings = _settings(
-        request.backend,
-        request.seed,
-        toxiproxy_bin=request.toxiproxy_bin,
-        docker_image=request.docker_image,
-        unsupported=request.unsupported,
-    ).with_seed()
+    settings = request_settings(request)
     reports = report_paths(request.reports)
     label = backend_label(settings.backend)
     try:
@@ -187,7 +229,6 @@ def run_command(
         return _print_problems(exc, err)
     seed = settings.seed
     assert seed is not None
-    ownership.reap_orphans()  # containers left by killed runs go before new ones start
     started = time.monotonic()
     results: list[ScenarioResult] = []
     try:
@@ -222,52 +263,40 @@ def _run_all(
     live: bool | None,
     results: list[ScenarioResult],
     *,
-    workload: Callable[..., Any] | None = None,
+    judge_client: bool = False,
     request_time_limit: float | None = None,
     summary: Callable[[Sequence[ScenarioResult]], Any] | None = None,
     prepare: Callable[[LoadedScenario, ScenarioResult], None] | None = None,
 ) -> None:
     """Run ``scenarios`` in order, appending each result to ``results`` as it ends.
 
-    ``workload`` replaces every file's client and ``request_time_limit`` is the
-    watchdog's default (``chaosnet check``); ``summary`` replaces the summary table;
+    ``judge_client`` (a crash fails the scenario) and ``request_time_limit`` (the
+    watchdog's default) are ``chaosnet check``'s; ``summary`` replaces the summary table;
     ``prepare`` sees each result before it is reported."""
-    label = backend_label(settings.backend)
-    backend = backend_from(settings, seed=seed)
     reporter = make_reporter(out, live=live)
     if summary is not None:
         reporter.summary = summary
     reporter.prepare = prepare
-    quiet_retry_log()
     started = time.monotonic()
-    backend.start()
-    control: ControlClient | None = None
-    try:
-        control = ControlClient(backend.url, backend=label)
-        scenarios = _supported(scenarios, control.extensions, label, settings.unsupported, out)
-        reporter.run_started(label, seed, scenarios)
-        for scenario in scenarios:
-            results.append(
-                run_scenario(
+    with started_target(settings, seed) as target:
+        try:
+            label = target.backend
+            supported = target.control.extensions
+            scenarios = _supported(scenarios, supported, label, settings.unsupported, out)
+            reporter.run_started(label, seed, scenarios)
+            for scenario in scenarios:
+                run = target.scenario_run(
                     scenario,
-                    control,
-                    seed=seed,
-                    backend=settings.backend,
-                    listener=reporter,
-                    take_backend_errors=backend.take_errors,
-                    in_process_proxy=backend.name == "embedded",
-                    workload=workload,
+                    reporter,
                     request_time_limit=request_time_limit,
+                    judge_client=judge_client,
                 )
-            )
-    except KeyboardInterrupt:
-        reporter.interrupted()
-        raise
-    finally:
-        reporter.close_display()
-        if control is not None:
-            control.close()
-        backend.stop()
+                results.append(run.run())
+        except KeyboardInterrupt:
+            reporter.interrupted()
+            raise
+        finally:
+            reporter.close_display()
     reporter.run_finished(results, time.monotonic() - started, seed)
 
 

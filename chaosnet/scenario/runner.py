@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
 from chaosnet.address import format_address
 from chaosnet.control import CONNECTION_LOG, ConnectionLogInfo, ControlClient
@@ -51,6 +51,9 @@ from chaosnet.seeds import derive_seed
 from chaosnet.servers.lifecycle import RealServer
 from chaosnet.watchdog import stuck_at
 
+if TYPE_CHECKING:
+    from chaosnet.backends import Backend
+
 #: How long to wait for a stopped workload to notice, and for connections to drain.
 WORKLOAD_GRACE_S = 5.0
 DRAIN_TIMEOUT_S = 0.5
@@ -74,6 +77,28 @@ class Listener(Protocol):
     def event(self, scenario: LoadedScenario, event: TimelineEvent) -> None: ...
 
     def scenario_finished(self, result: ScenarioResult) -> None: ...
+
+
+class QuietListener:
+    """A listener that shows nothing, where the result tells the story (pytest, exploring)."""
+
+    def scenario_started(self, scenario: LoadedScenario, seed: int) -> None:
+        pass
+
+    def server_started(self, scenario: LoadedScenario, name: str, server: RealServer) -> None:
+        pass
+
+    def workload_started(self, scenario: LoadedScenario) -> None:
+        pass
+
+    def request_done(self, scenario: LoadedScenario, record: RequestRecord) -> None:
+        pass
+
+    def event(self, scenario: LoadedScenario, event: TimelineEvent) -> None:
+        pass
+
+    def scenario_finished(self, result: ScenarioResult) -> None:
+        pass
 
 
 def fault_kinds(spec: Scenario) -> list[str]:
@@ -149,10 +174,12 @@ class ScenarioRun:
         take_backend_errors: Callable[[], list[BaseException]] = list,
         in_process_proxy: bool = False,
         request_time_limit: float | None = None,
-        workload: Callable[[WorkloadContext], object] | None = None,
+        judge_client: bool = False,
     ) -> None:
         self.scenario = scenario
-        self.workload = workload  # replaces the file's client (``chaosnet check``)
+        #: ``chaosnet check``: the client is what is judged, so its crash fails the scenario
+        #: (an expectation) where a file's own client crashing means it could not run (an error).
+        self.judge_client = judge_client
         #: The watchdog's limit: the file's ``max_request_time``, else this default.
         self.request_time_limit = scenario.spec.expect.max_request_time or request_time_limit
         self.in_process_proxy = in_process_proxy
@@ -342,7 +369,7 @@ class ScenarioRun:
         return check
 
     def _run_workload(self, ctx: WorkloadContext) -> _WorkloadOutcome:
-        workload = self.workload or self.scenario.workload or BUILTIN[self.spec.client.workload]
+        workload = self.scenario.workload or BUILTIN[self.spec.client.workload]
         outcome = _WorkloadOutcome()
 
         def target() -> None:
@@ -403,7 +430,7 @@ class ScenarioRun:
         """The experiment did not happen as written: an error, not a failed expectation."""
         if timeline.error is not None:
             raise ChaosnetError(timeline.error)
-        if outcome.error is not None and self.workload is not None:
+        if outcome.error is not None and self.judge_client:
             outcome.hung = workload_crashed(self._workload_error(outcome.error))
         elif outcome.error is not None:
             raise ChaosnetError(self._workload_error(outcome.error))
@@ -468,26 +495,59 @@ class ScenarioRun:
         return logs
 
 
-def run_scenario(
-    scenario: LoadedScenario,
-    control: ControlClient,
-    *,
-    seed: int,
-    backend: str,
-    listener: Listener,
-    take_backend_errors: Callable[[], list[BaseException]] = list,
-    in_process_proxy: bool = False,
-    request_time_limit: float | None = None,
-    workload: Callable[[WorkloadContext], object] | None = None,
-) -> ScenarioResult:
-    return ScenarioRun(
-        scenario,
-        control,
-        seed=seed,
-        backend=backend,
-        listener=listener,
-        take_backend_errors=take_backend_errors,
-        in_process_proxy=in_process_proxy,
-        request_time_limit=request_time_limit,
-        workload=workload,
-    ).run()
+P = ParamSpec("P")
+
+
+def _run_now(make: Callable[P, ScenarioRun]) -> Callable[P, ScenarioResult]:
+    def run(*args: P.args, **kwargs: P.kwargs) -> ScenarioResult:
+        return make(*args, **kwargs).run()
+
+    run.__name__ = run.__qualname__ = "run_scenario"
+    run.__doc__ = (
+        "``ScenarioRun(...).run()``: one run of one scenario, with ScenarioRun's arguments."
+    )
+    return run
+
+
+run_scenario = _run_now(ScenarioRun)
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """The started control server a session's runs go against, and the session's seed.
+
+    ``chaosnet run``, ``check`` and ``explore`` and the pytest plugin each hold one and
+    hand it to every :class:`ScenarioRun` they make (:meth:`scenario_run`).
+    """
+
+    control: ControlClient
+    seed: int
+    backend: str  # how results and messages name the backend
+    take_backend_errors: Callable[[], list[BaseException]] = list
+    in_process_proxy: bool = False
+
+    @classmethod
+    def of(cls, backend: Backend, control: ControlClient, *, seed: int, label: str) -> RunTarget:
+        """A started backend: the errors raised inside it are taken after each run, and an
+        embedded proxy's sockets live in this process (the leak check exempts them)."""
+        return cls(control, seed, label, backend.take_errors, backend.name == "embedded")
+
+    def scenario_run(
+        self,
+        scenario: LoadedScenario,
+        listener: Listener,
+        *,
+        request_time_limit: float | None = None,
+        judge_client: bool = False,
+    ) -> ScenarioRun:
+        return ScenarioRun(
+            scenario,
+            self.control,
+            seed=self.seed,
+            backend=self.backend,
+            listener=listener,
+            take_backend_errors=self.take_backend_errors,
+            in_process_proxy=self.in_process_proxy,
+            request_time_limit=request_time_limit,
+            judge_client=judge_client,
+        )
