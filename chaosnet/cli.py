@@ -7,10 +7,11 @@ Exit status: 0 success, 1 an expectation failed, 2 bad input or usage,
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from chaosnet.errors import ChaosnetError
 from chaosnet.interrupts import exit_status as interrupted_status
@@ -175,6 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _add_report_option(command: argparse.ArgumentParser, what: str) -> None:
     command.add_argument(
         "--report",
+        dest="reports",
         nargs=2,
         action="append",
         default=[],
@@ -275,59 +277,32 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from chaosnet.scenario.commands import RunRequest, run_command
 
-        return run_command(
-            RunRequest(
-                paths=args.paths,
-                backend=args.backend,
-                seed=args.seed,
-                reports=args.report,
-                junit=args.junit,
-                keyword=args.keyword,
-                toxiproxy_bin=args.toxiproxy_bin,
-                docker_image=args.docker_image,
-                live=args.live,
-                unsupported=args.unsupported,
-            )
-        )
+        return run_command(_request(RunRequest, args))
     if args.command == "explore":
         from chaosnet.explore.command import DEFAULT_DATABASE, ExploreRequest, explore_command
 
-        return explore_command(
-            ExploreRequest(
-                path=args.path,
-                budget=args.budget,
-                max_examples=args.max_examples,
-                seed=args.seed,
-                out=args.out,
-                backend=args.backend,
-                database=None if args.no_database else (args.database or DEFAULT_DATABASE),
-                toxiproxy_bin=args.toxiproxy_bin,
-                docker_image=args.docker_image,
-                workload=args.workload,
-                reports=args.report,
-            )
-        )
+        database = None if args.no_database else (args.database or DEFAULT_DATABASE)
+        return explore_command(_request(ExploreRequest, args, database=database))
     if args.command == "check":
         from chaosnet.scenario.check import CheckRequest, check_command
 
-        return check_command(
-            CheckRequest(
-                workload=args.workload,
-                paths=args.paths,
-                kinds=args.kind or ["framed"],
-                backend=args.backend,
-                seed=args.seed,
-                reports=args.report,
-                junit=args.junit,
-                keyword=args.keyword,
-                live=args.live,
-            )
-        )
+        return check_command(_request(CheckRequest, args, kinds=args.kind or ["framed"]))
     if args.command == "validate":
         from chaosnet.scenario.commands import validate_command
 
         return validate_command(args.paths, backend=args.backend)
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+R = TypeVar("R")
+
+
+def _request(make: Callable[..., R], args: argparse.Namespace, **computed: object) -> R:
+    """A command's request from the options named as its fields (each option's ``dest``
+    is its field's name); ``computed`` are the fields worked out from several options."""
+    fields = inspect.signature(make).parameters
+    options = {name: value for name, value in vars(args).items() if name in fields}
+    return make(**{**options, **computed})
 
 
 if __name__ == "__main__":
