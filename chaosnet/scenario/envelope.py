@@ -123,7 +123,7 @@ class FaultKind(StrictModel):
         return field in self.model_fields_set
 
     def kinds(self) -> list[str]:
-        return [kind for kind in FAULT_KINDS if getattr(self, kind) is not None]
+        return self.filled(FAULT_KINDS)
 
     @property
     def kind(self) -> str:

@@ -328,15 +328,14 @@ class Step(StrictModel):
 
     @model_validator(mode="after")
     def _one_trigger_one_action(self) -> Step:
-        triggers = [t for t in TRIGGERS if getattr(self, t) is not None]
-        if len(triggers) != 1:
+        if len(self.filled(TRIGGERS)) != 1:
             raise ValueError("a step needs exactly one of at or after_requests")
         if len(self.actions()) != 1:
             raise ValueError(f"a step needs exactly one action: {', '.join(ACTIONS)}")
         return self
 
     def actions(self) -> list[str]:
-        return [a for a in ACTIONS if getattr(self, a) is not None]
+        return self.filled(ACTIONS)
 
     @property
     def action(self) -> str:
@@ -457,7 +456,7 @@ class Expectations(StrictModel):
     )
 
     def chosen(self) -> list[str]:
-        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+        return self.filled(list(type(self).model_fields))
 
     @model_validator(mode="after")
     def _something(self) -> Expectations:

@@ -8,7 +8,7 @@ its file path; words combine with ``and``, ``or``, ``not`` and parentheses:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from chaosnet.errors import ChaosnetError
 from chaosnet.scenario.loader import LoadedScenario
@@ -42,18 +42,20 @@ class _Parser:
         return token
 
     def _or(self) -> Predicate:
-        terms = [self._and()]
-        while self._peek() == "or":
-            self.pos += 1
-            terms.append(self._and())
-        return lambda text: any(term(text) for term in terms)
+        return self._joined("or", self._and, any)
 
     def _and(self) -> Predicate:
-        terms = [self._not()]
-        while self._peek() == "and":
+        return self._joined("and", self._not, all)
+
+    def _joined(
+        self, word: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]
+    ) -> Predicate:
+        """One precedence level: operands joined by ``word``, their values combined."""
+        terms = [operand()]
+        while self._peek() == word:
             self.pos += 1
-            terms.append(self._not())
-        return lambda text: all(term(text) for term in terms)
+            terms.append(operand())
+        return lambda text: combine(term(text) for term in terms)
 
     def _not(self) -> Predicate:
         if self._peek() == "not":

@@ -153,30 +153,24 @@ class Timeline:
             if self._stop.is_set():  # the run is over (or being torn down): too late
                 return
             when = self._clock()
+            failure: Exception | None = None
             try:
                 self._fire(step)
             except Exception as exc:  # a failed step is reported, and ends the run
-                event = TimelineEvent(
-                    when,
-                    index,
-                    trigger_text(step),
-                    step.action,
-                    describe(step),
-                    ok=False,
-                    error=f"{type(exc).__name__}: {exc}",
-                    duration=self._clock() - when,
-                )
-                self.error = self.error or f"step {index} ({event.description}) failed: {exc}"
+                failure = exc
+            event = TimelineEvent(
+                when,
+                index,
+                trigger_text(step),
+                step.action,
+                describe(step),
+                ok=failure is None,
+                error=None if failure is None else f"{type(failure).__name__}: {failure}",
+                duration=self._clock() - when,
+            )
+            if failure is not None:
+                self.error = self.error or f"step {index} ({event.description}) failed: {failure}"
                 self._stop.set()
-            else:
-                event = TimelineEvent(
-                    when,
-                    index,
-                    trigger_text(step),
-                    step.action,
-                    describe(step),
-                    duration=self._clock() - when,
-                )
             self._fired.add(index)
             self.events.append(event)
         self._on_event(event)

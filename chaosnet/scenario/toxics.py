@@ -13,6 +13,7 @@ also takes a string with a unit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -51,6 +52,11 @@ class StrictModel(BaseModel):
     """Unknown keys are errors and values are not coerced: a typo never goes unnoticed."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def filled(self, names: Sequence[str]) -> list[str]:
+        """Which of the fields ``names`` are filled in (not None), in that order: the
+        choice made in a one-of group (a step's trigger and action, a fault's kind)."""
+        return [name for name in names if getattr(self, name) is not None]
 
 
 class ToxicBase(StrictModel):

@@ -14,7 +14,7 @@ import asyncio
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -112,18 +112,22 @@ def serve(
     kind: str, factory: ProtocolFactory, *, host: str, port: int, verbose: bool = False
 ) -> int:
     """Run the server until SIGTERM or SIGINT; the exit status (0 on a clean stop)."""
-    ctx = ServerContext(kind, verbose)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_serve(ctx, factory, host, port))
+    return _run(ServerContext(kind, verbose), lambda ctx: _serve(ctx, factory, host, port))
 
 
 def serve_datagrams(
     kind: str, handler: DatagramHandler, *, host: str, port: int, verbose: bool = False
 ) -> int:
     """Run a datagram server until SIGTERM or SIGINT; the exit status (0 on a clean stop)."""
-    ctx = ServerContext(kind, verbose)
+    return _run(
+        ServerContext(kind, verbose), lambda ctx: _serve_datagrams(ctx, handler, host, port)
+    )
+
+
+def _run(ctx: ServerContext, main: Callable[[ServerContext], Coroutine[Any, Any, int]]) -> int:
+    """``main(ctx)`` on a fresh event loop of the server's kind, to its exit status."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_serve_datagrams(ctx, handler, host, port))
+        return runner.run(main(ctx))
 
 
 async def _serve_datagrams(

@@ -291,19 +291,21 @@ class ManagedServer:
 
     def pause(self) -> None:
         """Freeze the server: connections still queue in the backlog, nothing answers."""
-        with self._lock:
-            self._require_running("pause")
-            with self._driver.session(f"pause {self._who}"):
-                self._driver.pause()
-            self._paused = True
+        self._set_paused(True)
 
     def resume(self) -> None:
         """Thaw the server after ``pause``."""
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        """Freeze or thaw the running server through its driver (SIGSTOP/SIGCONT, or
+        the container engine's pause/unpause)."""
+        verb = "pause" if paused else "resume"
         with self._lock:
-            self._require_running("resume")
-            with self._driver.session(f"resume {self._who}"):
-                self._driver.resume()
-            self._paused = False
+            self._require_running(verb)
+            with self._driver.session(f"{verb} {self._who}"):
+                (self._driver.pause if paused else self._driver.resume)()
+            self._paused = paused
 
     def wait(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for the server to exit by itself; its exit status,
