@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +27,14 @@ from rich.table import Table
 from rich.text import Text
 
 from chaosnet.errors import ChaosnetError
-from chaosnet.interrupts import exit_status as interrupted_status
-from chaosnet.interrupts import sigterm_interrupts
-from chaosnet.scenario import junit
 from chaosnet.scenario.commands import (
     _print_problems,
     _run_all,
-    exit_status,
     import_workload,
     report_paths,
     request_settings,
+    run_reported,
     with_workload,
-    write_reports,
 )
 from chaosnet.scenario.loader import LoadedScenario, ScenarioInvalid, load_paths
 from chaosnet.scenario.model import BUILTIN_WORKLOADS
@@ -94,43 +89,32 @@ def check_command(
         )
     seed = settings.seed
     assert seed is not None
-    started = time.monotonic()
     kinds = {scenario.path: scenario_kind(scenario.spec) for scenario in chosen}  # as written
     replay = _replayer(request, settings.backend, seed, kinds)
     chosen = [with_workload(scenario, request.workload, client) for scenario in chosen]
-    results: list[ScenarioResult] = []
-    try:
-        with sigterm_interrupts():
-            _run_all(
-                chosen,
-                settings,
-                seed,
-                out,
-                request.live,
-                results,
-                judge_client=True,
-                request_time_limit=DEFAULT_REQUEST_LIMIT_S,
-                summary=report_card,
-                prepare=replay,
-            )
-    except ScenarioInvalid as exc:
-        return _print_problems(exc, err)
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what finished
-        status = interrupted_status(exc)
-    else:
-        status = exit_status(results)  # a client's failures are 1, a run that could not happen 2
-    seconds = time.monotonic() - started
-    write_reports(
+
+    def run(results: list[ScenarioResult]) -> None:
+        _run_all(
+            chosen,
+            settings,
+            seed,
+            out,
+            request.live,
+            results,
+            judge_client=True,  # its crash fails its scenario (1); a run that could not happen is 2
+            request_time_limit=DEFAULT_REQUEST_LIMIT_S,
+            summary=report_card,
+            prepare=replay,
+        )
+
+    return run_reported(
+        run,
+        settings,
         reports,
-        results,
-        backend=settings.backend,
-        seed=seed,
-        seconds=seconds,
+        junit_path=request.junit,
+        stderr=err,
         command=f"chaosnet check {request.workload}",
     )
-    if request.junit is not None:
-        junit.write(request.junit, results, seconds=seconds)
-    return status
 
 
 def _scenarios(request: CheckRequest) -> list[LoadedScenario]:

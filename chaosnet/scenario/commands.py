@@ -229,21 +229,44 @@ def run_command(
         return _print_problems(exc, err)
     seed = settings.seed
     assert seed is not None
+    return run_reported(
+        lambda results: _run_all(chosen, settings, seed, out, request.live, results),
+        settings,
+        reports,
+        junit_path=request.junit,
+        stderr=err,
+    )
+
+
+def run_reported(
+    run: Callable[[list[ScenarioResult]], None],
+    settings: Settings,
+    reports: Sequence[tuple[str, Path]],
+    *,
+    junit_path: Path | None,
+    stderr: IO[str],
+    command: str = "chaosnet run",
+) -> int:
+    """``run(results)`` under SIGTERM-as-Ctrl-C, then the reports of what finished; the
+    exit status (an interrupted run is reported too, and exits 130 or 143)."""
+    seed = settings.seed
+    assert seed is not None
     started = time.monotonic()
     results: list[ScenarioResult] = []
     try:
         with sigterm_interrupts():
-            _run_all(chosen, settings, seed, out, request.live, results)
+            run(results)
     except ScenarioInvalid as exc:
-        return _print_problems(exc, err)
+        return _print_problems(exc, stderr)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what finished
         status = interrupted_status(exc)
     else:
         status = exit_status(results)
     seconds = time.monotonic() - started
-    write_reports(reports, results, backend=label, seed=seed, seconds=seconds)
-    if request.junit is not None:
-        junit.write(request.junit, results, seconds=seconds)
+    label = backend_label(settings.backend)
+    write_reports(reports, results, backend=label, seed=seed, seconds=seconds, command=command)
+    if junit_path is not None:
+        junit.write(junit_path, results, seconds=seconds)
     return status
 
 
