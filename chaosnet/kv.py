@@ -17,7 +17,8 @@ its request id, duplicates included, so a delivery check can count
 deliveries. In dedupe mode a repeated request id is acknowledged with
 ``applied: false`` and not applied again, and still logged. Encoding and
 decoding live here only; the server (``chaosnet.servers.kv``) and
-``KVClient`` both use them.
+``KVClient`` both use them. The clients' operations (put, get, the paged write log,
+clear) are written once, sans-IO, and ``KVClient`` and ``AsyncKVClient`` run them.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ class PutResult:
 #: One request to send, and whether it may be resent after it may have reached the server.
 _Call = tuple[Request, bool]
 #: A client operation as a sans-IO generator: it yields the calls it needs, is sent each
-#: one's response, and returns its result. ``_drive`` and ``_adrive`` run it.
+#: one's response, and returns its result; each client's ``_drive`` runs it over its own
+#: framed client, blocking or asyncio.
 _Op = Generator[_Call, Response, _T]
 
 
