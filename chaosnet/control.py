@@ -489,8 +489,10 @@ class ControlClient:
             conn = self._connection(fresh)
             try:
                 conn.request(method, path, body=payload, headers=headers)
-                response = conn.getresponse()
-                return response.status, response.read()
+                # Closed here, not by its finalizer: a Ctrl-C or SIGTERM whose handler runs
+                # inside a finalizer is silently lost, and the run would ignore it.
+                with conn.getresponse() as response:
+                    return response.status, response.read()
             except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
                 conn.close()
                 if fresh:

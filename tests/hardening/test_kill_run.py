@@ -3,6 +3,8 @@ leaves no process, port or folder behind; SIGINT/SIGTERM write a partial report.
 
 from __future__ import annotations
 
+import gc
+import http.client
 import json
 import os
 import select
@@ -16,6 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from chaosnet import control
+from chaosnet.control import ControlClient
+from chaosnet.proxy.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0  # the machine may be loaded; nothing here waits without an event
@@ -148,3 +154,30 @@ def test_killed_run_leaves_no_server(tmp_path: Path) -> None:
     )
     assert next_run.returncode == 0
     assert not any(folder.exists() for folder in left), "the next start did not reap them"
+
+
+def test_a_control_response_is_closed_by_the_client_not_its_finalizer(
+    server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal handler that runs inside a finalizer raises into nothing: a response left to
+    # its finalizer once swallowed the SIGTERM of a run, which then ran to its end.
+    callers: list[tuple[str, str]] = []
+    close = http.client.HTTPResponse.close
+
+    def recording_close(response: http.client.HTTPResponse) -> None:
+        code = sys._getframe(1).f_code
+        callers.append((code.co_filename, code.co_name))
+        close(response)
+
+    monkeypatch.setattr(http.client.HTTPResponse, "close", recording_close)
+    client = ControlClient(server.url)
+    try:
+        for _ in range(3):  # on one kept-alive connection: each request drops the last response
+            client.version()
+    finally:
+        client.close()
+    gc.collect()
+    # Each response closed by the request that read it (the connection's close closes the
+    # last one again, harmlessly); none left for the next request's putrequest to drop.
+    assert callers[:3] == [(control.__file__, "_send")] * 3, callers
+    assert set(callers[3:]) <= {(http.client.__file__, "close")}, callers
