@@ -135,7 +135,11 @@ class Framer:
 
 class LineReader(Framer):
     """A framer that reads lines across chunks (HTTP's head and chunk sizes, RESP's type
-    lines): it keeps the current line's first ``keep`` bytes and counts its length."""
+    lines): it keeps the current line's first ``keep`` bytes and counts its length.
+
+    It scans in steps of a phase machine: ``_step`` scans as far as the current
+    phase goes (a whole message at once where it can) and moves to the next phase.
+    """
 
     keep: ClassVar[int] = 256
 
@@ -145,6 +149,18 @@ class LineReader(Framer):
         super().__init__()
         self.line = bytearray()  # the current line's first ``keep`` bytes
         self.line_len = 0  # its length so far
+
+    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
+        step = self._step
+        while pos < stop:
+            if self.error is not None:
+                self.unframed(parts, pos, stop)
+                return
+            pos = step(data, pos, stop, parts)
+
+    def _step(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
+        """Scan from ``pos`` as far as the current phase goes: where the scan goes on."""
+        raise NotImplementedError
 
     def read_line(self, data: Buffer, pos: int, stop: int) -> tuple[int, bool]:
         """Take the current line's bytes from ``pos``, up to its LF or ``stop``: where they

@@ -142,23 +142,17 @@ class Http1Framer(LineReader):
 
     # -- scanning -----------------------------------------------------------------------------
 
-    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
-        while pos < stop:
-            if self.error is not None:
-                self.unframed(parts, pos, stop)
-                break
-            phase = self.phase
-            if phase == START and self.offset == 0 and self.line_len == 0:
-                fast = self._whole_head(data, pos, stop, parts)
-                if fast:
-                    pos = fast
-                    continue
-            if phase in LINE_PHASES:
-                pos = self._line(data, pos, stop, parts)
-            elif phase == CHUNK_END:
-                pos = self._chunk_end(data, pos, stop, parts)
-            else:
-                pos = self._body(pos, stop, parts)
+    def _step(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
+        phase = self.phase
+        if phase == START and self.offset == 0 and self.line_len == 0:
+            fast = self._whole_head(data, pos, stop, parts)
+            if fast:
+                return fast
+        if phase in LINE_PHASES:
+            return self._line(data, pos, stop, parts)
+        if phase == CHUNK_END:
+            return self._chunk_end(data, pos, stop, parts)
+        return self._body(pos, stop, parts)
 
     def eof(self) -> int | None:
         if self.error is None and self.phase == BODY_EOF:

@@ -105,23 +105,17 @@ class RespFramer(LineReader):
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def _scan(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> None:
-        while pos < stop:
-            if self.error is not None:
-                self.unframed(parts, pos, stop)
-                break
-            phase = self.phase
-            if phase == LINE and not self.stack and self.line_len == 0 and self.offset == 0:
-                fast = self._whole_value(data, pos, stop, parts)
-                if fast:
-                    pos = fast
-                    continue
-            if phase in (LINE, INLINE):
-                pos = self._line(data, pos, stop, parts)
-            elif phase == BULK_DATA:
-                pos = self._bulk(data, pos, stop, parts)
-            else:
-                pos = self._bulk_end(data, pos, stop, parts)
+    def _step(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
+        phase = self.phase
+        if phase == LINE and not self.stack and self.line_len == 0 and self.offset == 0:
+            fast = self._whole_value(data, pos, stop, parts)
+            if fast:
+                return fast
+        if phase in (LINE, INLINE):
+            return self._line(data, pos, stop, parts)
+        if phase == BULK_DATA:
+            return self._bulk(data, pos, stop, parts)
+        return self._bulk_end(data, pos, stop, parts)
 
     def _whole_value(self, data: Buffer, pos: int, stop: int, parts: list[Part]) -> int:
         """A simple value, a bulk string or an array of those, whole in this chunk: one go.
