@@ -204,7 +204,9 @@ def test_a_slow_reply_to_an_earlier_attempt_answers_the_request() -> None:
 
 
 def test_gives_up_within_the_deadline_on_silence(silent: UdpUpstream) -> None:
-    policy = RetryPolicy(attempts=None, deadline=0.4)
+    # A constant wait, so the last attempt ends near the deadline whatever the draw: after a
+    # jittered wait the one final attempt may start up to a whole wait before it.
+    policy = RetryPolicy(attempts=None, deadline=0.4, backoff="constant", initial=0.02)
     with DatagramClient(silent.address, retry=policy, timeout=0.1) as client:
         started = time.monotonic()
         with pytest.raises(RetryError) as failure:
@@ -276,7 +278,7 @@ def test_async_duplicates_are_skipped() -> None:
 
 def test_async_gives_up_within_the_deadline(silent: UdpUpstream) -> None:
     async def main() -> float:
-        policy = RetryPolicy(attempts=None, deadline=0.3)
+        policy = RetryPolicy(attempts=None, deadline=0.3, backoff="constant", initial=0.02)
         async with AsyncDatagramClient(silent.address, retry=policy, timeout=0.1) as client:
             started = time.monotonic()
             with pytest.raises(RetryError):

@@ -577,7 +577,9 @@ def test_client_gives_up_within_its_deadline_under_a_black_hole(
 ) -> None:
     proxy = chaos.proxy(echo.address, transport="udp")
     proxy.toxic("timeout", stream="upstream")
-    policy = RetryPolicy(attempts=None, deadline=0.5)
+    # A constant wait, so the last attempt ends near the deadline whatever the draw: after a
+    # jittered wait the one final attempt may start up to a whole wait before it.
+    policy = RetryPolicy(attempts=None, deadline=0.5, backoff="constant", initial=0.02)
     with DatagramClient(proxy.address, retry=policy, timeout=0.1) as client:
         started = time.monotonic()
         with pytest.raises(RetryError) as failure:
