@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.picture.page import external_urls, read_page
+from tests.plugin.test_scenario_collection import FAILING
 
 #: The first page of a machine builds the Vega bundle (about 10 s alone, more on a busy
 #: CI machine with every xdist worker building it at once); later ones read its cache.
@@ -82,7 +83,7 @@ def test_a_failing_scenario_file_collected_by_pytest_writes_the_scenario_picture
     pytester: pytest.Pytester,
 ) -> None:
     (pytester.path / "scenarios").mkdir()
-    (pytester.path / "scenarios" / "naive.yaml").write_text(FAILING_SCENARIO)
+    (pytester.path / "scenarios" / "naive.yaml").write_text(FAILING)
     result = pytester.runpytest("--chaosnet-report", "html", "pictures")
     result.assert_outcomes(failed=1)
     named = re.search(r"picture of this scenario: (\S+)", result.stdout.str())
@@ -100,24 +101,3 @@ def test_a_failing_scenario_file_collected_by_pytest_writes_the_scenario_picture
     assert (band["row"], band["kind"], band["lifted"]) == ("proxy front", "disabled", False)
     outcomes = [r["outcome"] for r in picture["data"]["requests"]]
     assert outcomes == ["first try"] * 3 + ["failed"] * 7  # disabled after 3 requests
-
-
-FAILING_SCENARIO = """
-name: naive-no-retry
-servers:
-  echo: {builtin: framed_echo}
-proxies:
-  front: {server: echo}
-client:
-  workload: framed
-  endpoints: front
-  requests: 10
-  rate: 100/s
-  timeout: 200ms
-  retry: {attempts: 1}
-timeline:
-  - after_requests: 3
-    disable: front
-expect:
-  all_answered: true
-"""
