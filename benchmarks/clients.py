@@ -61,14 +61,14 @@ def recv_into_exactly(sock: socket.socket, view: memoryview) -> None:
         got += count
 
 
-# -- bulk ---------------------------------------------------------------------------------------
-
-
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
     """Exactly ``size`` bytes from ``sock``; a connection that closes first is a LoadError."""
     view = memoryview(bytearray(size))
     recv_into_exactly(sock, view)
     return view.tobytes()
+
+
+# -- bulk ---------------------------------------------------------------------------------------
 
 
 def bulk_upload(address: Address, total: int, budget_s: float) -> float:
